@@ -1,0 +1,186 @@
+"""What every architecture provides: a generator with one `inpaint` interface, an `ArchSpec` that
+registers it, and a `TrainingRecipe` that the one training loop (`inpaint_cli.train`) drives.
+
+Architectures know nothing of files, masks on disk or the CLI (diffusers' split of models from
+pipelines); `inpaint_cli.fill` pads, windows and composites, `inpaint_cli.train` owns the loop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+
+class InpaintModel(nn.Module):
+    """Base class of every generator, classical methods included (wrapped).
+
+    `inpaint(image, mask)` is the single inference interface: `image` is float N x 3 x H x W in
+    [0, 1], `mask` is N x 1 x H x W with 1 = hole. It returns N x 3 x H x W in [0, 1] whose hole
+    pixels are the fill (known pixels may differ: `fill.py` composites). Each architecture does its
+    own normalisation inside. H and W must be multiples of `size_multiple`, or equal `fixed_size`
+    where that is set; `fill.py` pads or windows to get there.
+    """
+
+    size_multiple: int = 1
+    fixed_size: int | None = None
+
+    def inpaint(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One stage of a training schedule (e.g. GLCIC's completion-only, discriminator-only, joint)."""
+
+    name: str
+    steps: int | None  # None: runs until training ends
+    train_generator: bool = True
+    train_discriminator: bool = False
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """What the user chose on `inpaint train` that a recipe needs to know."""
+
+    size: int  # square training crop
+    batch: int
+    steps: int  # total steps over all phases
+    lr: float | None = None  # None: the recipe's own learning rates
+    phase_steps: tuple[int, ...] | None = None  # explicit lengths of all phases but the last
+    backbone: str | None = None  # safetensors file of a pretrained backbone (perceptual losses)
+
+
+Logs = dict[str, float]
+
+
+class TrainingRecipe(ABC):
+    """An architecture's training: discriminator, optimisers, phases, masks and losses.
+
+    The loop calls, per step: `generate` once (with gradients when the generator trains), then
+    `critic_steps` times `discriminator_loss` (the first on the detached output, later ones on new
+    batches), then `generator_loss`. Everything that draws random numbers uses torch's global RNG,
+    which the loop seeds from (seed, step), so a resumed run repeats a straight one exactly.
+    Discriminators return logits (autocast rejects BCELoss after a sigmoid).
+    """
+
+    #: training-mask kinds (names understood by `inpaint_cli.masks.draw_mask`) and their weights
+    mask_kinds: tuple[tuple[str, float], ...] = (("box", 1.0),)
+    #: discriminator updates per generator update
+    critic_steps: int = 1
+
+    def __init__(self, config: Any, options: TrainOptions) -> None:
+        self.config = config
+        self.options = options
+
+    @abstractmethod
+    def phases(self) -> list[Phase]:
+        """The schedule; lengths scale with `options.steps` unless `options.phase_steps` is set."""
+
+    def build_discriminator(self) -> nn.Module | None:
+        return None
+
+    @abstractmethod
+    def optimizers(
+        self, generator: nn.Module, discriminator: nn.Module | None
+    ) -> dict[str, torch.optim.Optimizer]:
+        """Keys `generator` and, where there is one, `discriminator`."""
+
+    def generate(self, generator: InpaintModel, image: torch.Tensor, mask: torch.Tensor) -> Any:
+        """The generator's training output; default: `inpaint` (override for multi-stage nets)."""
+        return generator.inpaint(image, mask)
+
+    def prediction(self, output: Any) -> torch.Tensor:
+        """The final fill (N x 3 x H x W in [0, 1], uncomposited) from `generate`'s output."""
+        return output
+
+    def discriminator_loss(
+        self, discriminator: nn.Module, image: torch.Tensor, mask: torch.Tensor, output: Any
+    ) -> tuple[torch.Tensor, Logs]:
+        raise NotImplementedError(f"{type(self).__name__} has no discriminator")
+
+    @abstractmethod
+    def generator_loss(
+        self,
+        discriminator: nn.Module | None,
+        image: torch.Tensor,
+        mask: torch.Tensor,
+        output: Any,
+        phase: Phase,
+    ) -> tuple[torch.Tensor, Logs]:
+        """The generator's loss in `phase` (adversarial terms only where the phase uses them)."""
+
+    def scaled_phases(self, defaults: tuple[int, ...], names: tuple[str, ...], flags) -> list[Phase]:
+        """Phases whose lengths are `defaults` scaled to `options.steps` (or `options.phase_steps`).
+
+        `defaults` are the paper's lengths of all phases (the last one included), `flags` the
+        (train_generator, train_discriminator) pair of each; the last phase runs to the end.
+        """
+        total = self.options.steps
+        if self.options.phase_steps is not None:
+            lengths = list(self.options.phase_steps)
+            if len(lengths) != len(defaults) - 1:
+                raise ValueError(
+                    f"{len(defaults) - 1} phase lengths expected ({', '.join(names[:-1])}),"
+                    f" got {len(lengths)}"
+                )
+        else:
+            paper_total = sum(defaults)
+            lengths = [round(total * d / paper_total) for d in defaults[:-1]]
+        phases = [
+            Phase(name, steps, *flag) for name, steps, flag in zip(names, lengths, flags)
+        ]
+        phases.append(Phase(names[-1], None, *flags[-1]))
+        return phases
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """A registered architecture: its configs, builders and training recipe (timm-style)."""
+
+    name: str  # the `--arch` name
+    title: str  # paper, short: "Iizuka et al., SIGGRAPH 2017"
+    input_note: str  # input constraints, one line, for `inpaint models`
+    build_generator: Callable[[Any], InpaintModel]
+    configs: Mapping[str, Any] = field(default_factory=dict)  # name -> config dataclass
+    default_config: str | None = None  # the best config: what `--arch NAME` means
+    build_discriminator: Callable[[Any], nn.Module | None] | None = None
+    recipe: Callable[[Any, TrainOptions], TrainingRecipe] | None = None
+    learned: bool = True
+
+    def config(self, name: str | None = None) -> Any:
+        name = name or self.default_config
+        if name not in self.configs:
+            known = ", ".join(self.configs) or "none"
+            raise KeyError(f"{self.name} has no config {name!r} (known: {known})")
+        return self.configs[name]
+
+    def config_from_dict(self, values: Mapping[str, Any]) -> Any:
+        """Rebuild a config dataclass from its JSON form (lists back to tuples)."""
+        config_class = type(self.config())
+        hints = typing.get_type_hints(config_class)
+        kwargs = {}
+        for f in dataclasses.fields(config_class):
+            if f.name not in values:
+                continue
+            value = values[f.name]
+            if isinstance(value, list) and "tuple" in str(hints.get(f.name, "")):
+                value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
+            kwargs[f.name] = value
+        unknown = set(values) - {f.name for f in dataclasses.fields(config_class)}
+        if unknown:
+            raise ValueError(f"unknown config fields for {self.name}: {', '.join(sorted(unknown))}")
+        return config_class(**kwargs)
+
+
+def count_parameters(module: nn.Module | None) -> int:
+    """Learnable parameters (spectral-norm vectors and other buffers excluded)."""
+    if module is None:
+        return 0
+    return sum(p.numel() for p in module.parameters())
