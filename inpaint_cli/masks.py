@@ -1,0 +1,451 @@
+"""Masks from rectangles and from the generators of the papers (DESIGN.md "Evaluation protocol" step 2).
+
+Every mask is a bool H x W array, True = hole. A kind is a name with optional parameters after a
+colon ("irregular:20-30"). Evaluation kinds have fixed ids for `eval_rng` (never renumber; new kinds
+take new numbers); the training kinds follow the papers' recipes. Sizes written for 256 x 256 in the
+papers scale with the image side S = min(H, W) relative to 256 (ARCHITECTURES.md §1-§4, §7).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from inpaint_cli.errors import InpaintError
+from inpaint_cli.io import LoadedImage, write_image
+
+KIND_IDS: dict[str, int] = {
+    "box": 1,
+    "center": 2,
+    "irregular": 3,
+    "freeform": 4,
+    "lama-thin": 5,
+    "lama-medium": 6,
+    "lama-thick": 7,
+}
+
+_REFERENCE_SIDE = 256  # the papers' training size; lengths and widths scale with S / 256
+_MIN_SIDE = 4
+_MAX_ATTEMPTS = 10_000  # redraw cap for the generators that reject; reached only by impossible bands
+
+Generator = Callable[[np.random.Generator, int, int, str], np.ndarray]
+
+
+# ------------------------------------------------------------------------------------- rectangles
+
+
+def parse_rect(text: str) -> tuple[int, int, int, int]:
+    """`--rect x,y,w,h` as integers; the offsets may be negative, the size must be positive."""
+    parts = [part.strip() for part in text.split(",")]
+    try:
+        x, y, w, h = (int(part) for part in parts)
+    except ValueError:
+        raise InpaintError(f"--rect expects x,y,w,h (four integers), got {text!r}") from None
+    if w <= 0 or h <= 0:
+        raise InpaintError(f"--rect {text!r}: width and height must be positive")
+    return x, y, w, h
+
+
+def rect_mask(height: int, width: int, rect: tuple[int, int, int, int]) -> tuple[np.ndarray, str | None]:
+    """The rectangle as a hole, clipped to the image (with a warning); wholly outside is an error."""
+    x, y, w, h = rect
+    left, top = max(x, 0), max(y, 0)
+    right, bottom = min(x + w, width), min(y + h, height)
+    shown = f"{x},{y},{w},{h}"
+    if right <= left or bottom <= top:
+        raise InpaintError(f"rectangle {shown} lies wholly outside the {width}x{height} image")
+    mask = np.zeros((height, width), dtype=bool)
+    mask[top:bottom, left:right] = True
+    warning = None
+    if (left, top, right, bottom) != (x, y, x + w, y + h):
+        clipped = f"{left},{top},{right - left},{bottom - top}"
+        warning = f"rectangle {shown} extends past the {width}x{height} image; clipped to {clipped}"
+    return mask, warning
+
+
+# -------------------------------------------------------------------------------- shared helpers
+
+
+def _side(height: int, width: int) -> int:
+    return min(height, width)
+
+
+def _scale(height: int, width: int) -> float:
+    return _side(height, width) / _REFERENCE_SIDE
+
+
+def _no_parameters(kind: str, parameters: str) -> None:
+    if parameters:
+        raise InpaintError(f"mask kind {kind!r} takes no parameters, got {parameters!r}")
+
+
+def _hole_ratio(canvas: np.ndarray) -> float:
+    return np.count_nonzero(canvas) / canvas.size
+
+
+def _place_rect(height: int, width: int, top: int, left: int, rect_h: int, rect_w: int) -> np.ndarray:
+    mask = np.zeros((height, width), dtype=bool)
+    mask[top : top + rect_h, left : left + rect_w] = True
+    return mask
+
+
+# ----------------------------------------------------------------------------- evaluation kinds
+
+
+def _box(rng: np.random.Generator, height: int, width: int, parameters: str) -> np.ndarray:
+    """The protocol's box: sides in [ceil(S/4), floor(S/2)], placed uniformly (DESIGN.md step 2)."""
+    _no_parameters("box", parameters)
+    side = _side(height, width)
+    box_w, box_h = rng.integers(-(-side // 4), side // 2 + 1, size=2)  # -(-a // b) = ceil(a / b)
+    x = rng.integers(0, width - box_w + 1)
+    y = rng.integers(0, height - box_h + 1)
+    return _place_rect(height, width, int(y), int(x), int(box_h), int(box_w))
+
+
+def _center(rng: np.random.Generator, height: int, width: int, parameters: str) -> np.ndarray:
+    """The centred square of side S/2 (Context Encoder's centre region, ARCHITECTURES.md §1)."""
+    _no_parameters("center", parameters)
+    side = _side(height, width) // 2
+    return _place_rect(height, width, (height - side) // 2, (width - side) // 2, side, side)
+
+
+def _parse_band(parameters: str) -> tuple[float, float]:
+    if not parameters:
+        return 0.10, 0.60
+    low_text, dash, high_text = parameters.partition("-")
+    try:
+        low, high = float(low_text), float(high_text)
+    except ValueError:
+        low = high = math.nan
+    if not dash or not 0 <= low < high <= 100:
+        raise InpaintError(
+            f"irregular expects a hole-ratio band LO-HI in percent (e.g. 10-60), got {parameters!r}"
+        )
+    return low / 100, high / 100
+
+
+def _draw_irregular_element(canvas: np.ndarray, rng: np.random.Generator, size_factor: float) -> None:
+    """One random-walk stroke (thick segments, round caps = round joints) or one filled ellipse."""
+    height, width = canvas.shape
+    side = _side(height, width) * size_factor
+    if rng.random() < 0.75:
+        thickness = max(1, round(rng.uniform(0.02, 0.09) * side))
+        x, y = rng.uniform(0, width), rng.uniform(0, height)
+        heading = rng.uniform(0, 2 * math.pi)
+        for _ in range(rng.integers(2, 9)):
+            heading += rng.normal(0, 0.7)
+            step = rng.uniform(0.04, 0.15) * side
+            next_x = float(np.clip(x + step * math.cos(heading), 0, width - 1))
+            next_y = float(np.clip(y + step * math.sin(heading), 0, height - 1))
+            cv2.line(canvas, (round(x), round(y)), (round(next_x), round(next_y)), 1, thickness)
+            x, y = next_x, next_y
+    else:
+        centre = (int(rng.integers(0, width)), int(rng.integers(0, height)))
+        axes = (max(1, round(rng.uniform(0.02, 0.1) * side)), max(1, round(rng.uniform(0.02, 0.1) * side)))
+        cv2.ellipse(canvas, centre, axes, float(rng.uniform(0, 180)), 0, 360, 1, thickness=-1)
+
+
+def _irregular(rng: np.random.Generator, height: int, width: int, parameters: str) -> np.ndarray:
+    """The project's free-form strokes and blobs, like the NVIDIA irregular masks (Liu et al. 2018).
+
+    A target ratio is drawn uniformly in the band [LO, HI] %; strokes and ellipses are added until
+    the hole covers at least the target. An element that would push the ratio past HI is dropped
+    and the next ones are drawn smaller, so the result always lies in the band.
+    """
+    low, high = _parse_band(parameters)
+    target = max(rng.uniform(low, high), 1 / (height * width))
+    canvas = np.zeros((height, width), dtype=np.uint8)
+    size_factor = 1.0
+    for _ in range(_MAX_ATTEMPTS):
+        candidate = canvas.copy()
+        _draw_irregular_element(candidate, rng, size_factor)
+        ratio = _hole_ratio(candidate)
+        if ratio > high:
+            size_factor *= 0.8
+            continue
+        canvas, size_factor = candidate, 1.0
+        if ratio >= target:
+            return canvas.astype(bool)
+    raise InpaintError(f"irregular:{parameters}: could not draw a mask in that band at {width}x{height}")
+
+
+def _brush_strokes(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """DeepFill v2's `brush_stroke_mask` (ARCHITECTURES.md §4), widths scaled by S / 256."""
+    canvas = np.zeros((height, width), dtype=np.uint8)
+    mean_angle, angle_range = 2 * math.pi / 5, 2 * math.pi / 15
+    average_radius = math.sqrt(height * height + width * width) / 8
+    scale = _scale(height, width)
+    for _ in range(rng.integers(1, 4)):
+        vertex_count = int(rng.integers(4, 12))
+        angle_min = mean_angle - rng.uniform(0, angle_range)
+        angle_max = mean_angle + rng.uniform(0, angle_range)
+        angles = [rng.uniform(angle_min, angle_max) for _ in range(vertex_count)]
+        angles[::2] = [2 * math.pi - angle for angle in angles[::2]]
+        vertices = [(int(rng.integers(0, width)), int(rng.integers(0, height)))]
+        for angle in angles:
+            radius = np.clip(rng.normal(average_radius, average_radius // 2), 0, 2 * average_radius)
+            previous_x, previous_y = vertices[-1]
+            next_x = np.clip(previous_x + radius * math.cos(angle), 0, width)
+            next_y = np.clip(previous_y + radius * math.sin(angle), 0, height)
+            vertices.append((int(next_x), int(next_y)))
+        brush_width = max(1, int(rng.uniform(12, 40) * scale))
+        for start, end in zip(vertices[:-1], vertices[1:]):
+            cv2.line(canvas, start, end, 1, brush_width)
+        for vertex in vertices:
+            cv2.circle(canvas, vertex, brush_width // 2, 1, thickness=-1)
+    return canvas.astype(bool)
+
+
+def _freeform(rng: np.random.Generator, height: int, width: int, parameters: str) -> np.ndarray:
+    _no_parameters("freeform", parameters)
+    return _brush_strokes(rng, height, width)
+
+
+# ------------------------------------------------------------------------------------------ LaMa
+
+
+@dataclass(frozen=True)
+class LamaStrokes:
+    """`make_random_irregular_mask` settings (LaMa `training/data/masks.py`), in pixels at 256."""
+
+    min_times: int
+    max_times: int
+    max_width: int
+    max_len: int
+    max_angle: int = 4
+
+
+@dataclass(frozen=True)
+class LamaBoxes:
+    """`make_random_rectangle_mask` settings; `proba` is relative to the strokes' 1."""
+
+    proba: float
+    margin: int
+    min_size: int
+    max_size: int
+    min_times: int
+    max_times: int
+
+
+@dataclass(frozen=True)
+class LamaMaskConfig:
+    strokes: LamaStrokes
+    boxes: LamaBoxes | None
+    max_tamper_area: float  # masks covering more are redrawn (gen_mask_dataset.py)
+
+
+# ARCHITECTURES.md §7 table: configs/data_gen/random_*_256.yaml and data/abl-04-256-mh-dist.yaml.
+LAMA_CONFIGS: dict[str, LamaMaskConfig] = {
+    "lama-thin": LamaMaskConfig(LamaStrokes(4, 50, 10, 40), None, 0.5),
+    "lama-medium": LamaMaskConfig(LamaStrokes(4, 5, 50, 100), LamaBoxes(0.3, 0, 10, 50, 1, 5), 0.5),
+    "lama-thick": LamaMaskConfig(LamaStrokes(1, 5, 100, 200), LamaBoxes(0.3, 10, 30, 150, 1, 3), 0.5),
+    "lama-train": LamaMaskConfig(LamaStrokes(1, 5, 100, 200), LamaBoxes(1.0, 10, 30, 150, 1, 4), 1.0),
+}
+
+
+def _lama_strokes(rng: np.random.Generator, height: int, width: int, config: LamaStrokes) -> np.ndarray:
+    """Straight thick segments from random starts; x moves with sin(angle), y with cos(angle).
+
+    Without a ramp, LaMa's generator passes max_times + 1 on, so the stroke count is uniform in
+    [min_times, max_times + 1]; that effective range is kept here.
+    """
+    canvas = np.zeros((height, width), dtype=np.uint8)
+    scale = _scale(height, width)
+    for stroke in range(rng.integers(config.min_times, config.max_times + 2)):
+        x, y = int(rng.integers(width)), int(rng.integers(height))
+        for _ in range(1 + rng.integers(5)):
+            angle = 0.01 + rng.integers(config.max_angle)
+            if stroke % 2 == 0:
+                angle = 2 * math.pi - angle
+            length = (10 + rng.integers(config.max_len)) * scale
+            brush = max(1, round((5 + rng.integers(config.max_width)) * scale))
+            end_x = int(np.clip(int(x + length * math.sin(angle)), 0, width))
+            end_y = int(np.clip(int(y + length * math.cos(angle)), 0, height))
+            cv2.line(canvas, (x, y), (end_x, end_y), 1, brush)
+            x, y = end_x, end_y
+    return canvas.astype(bool)
+
+
+def _lama_boxes(rng: np.random.Generator, height: int, width: int, config: LamaBoxes) -> np.ndarray:
+    """Axis-aligned boxes, sides uniform in [min_size, max_size] (capped to fit inside the margin)."""
+    mask = np.zeros((height, width), dtype=bool)
+    scale = _scale(height, width)
+    margin = round(config.margin * scale)
+    largest = max(1, min(round(config.max_size * scale), height - 2 * margin, width - 2 * margin))
+    margin = min(margin, (min(height, width) - largest) // 2)
+    smallest = min(max(1, round(config.min_size * scale)), largest)
+    for _ in range(rng.integers(config.min_times, config.max_times + 1)):
+        box_w, box_h = (int(v) for v in rng.integers(smallest, largest + 1, size=2))
+        left = int(rng.integers(margin, width - margin - box_w + 1))
+        top = int(rng.integers(margin, height - margin - box_h + 1))
+        mask[top : top + box_h, left : left + box_w] = True
+    return mask
+
+
+def _lama(kind: str) -> Generator:
+    config = LAMA_CONFIGS[kind]
+
+    def draw(rng: np.random.Generator, height: int, width: int, parameters: str) -> np.ndarray:
+        """LaMa's mixed generator: strokes, or boxes with probability proba / (1 + proba)."""
+        _no_parameters(kind, parameters)
+        box_share = 0.0 if config.boxes is None else config.boxes.proba / (1 + config.boxes.proba)
+        for _ in range(_MAX_ATTEMPTS):
+            if config.boxes is not None and rng.random() < box_share:
+                mask = _lama_boxes(rng, height, width, config.boxes)
+            else:
+                mask = _lama_strokes(rng, height, width, config.strokes)
+            if 0 < _hole_ratio(mask) <= config.max_tamper_area:
+                return mask
+        raise InpaintError(f"{kind}: could not draw a mask at {width}x{height}")
+
+    draw.__doc__ = f"LaMa {kind} masks (ARCHITECTURES.md §7): {config}"
+    return draw
+
+
+# ------------------------------------------------------------------------------- training kinds
+
+
+def _glcic_box(rng: np.random.Generator, height: int, width: int, parameters: str) -> np.ndarray:
+    """GLCIC: one rectangle, each side uniform in [96, 128] * S / 256, placed randomly (§2)."""
+    _no_parameters("glcic-box", parameters)
+    scale = _scale(height, width)
+    low, high = max(1, round(96 * scale)), max(1, round(128 * scale))
+    box_h = min(int(rng.integers(low, high + 1)), height)
+    box_w = min(int(rng.integers(low, high + 1)), width)
+    top = int(rng.integers(0, height - box_h + 1))
+    left = int(rng.integers(0, width - box_w + 1))
+    return _place_rect(height, width, top, left, box_h, box_w)
+
+
+def _deepfill_bbox_mask(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """DeepFill v1 `random_bbox` + `bbox2mask` (§3): a 128 * S / 256 bbox placed uniformly, each
+    side shrunk by the same random 0..16 * S / 256 top and bottom (and left and right)."""
+    scale = _scale(height, width)
+    bbox = min(max(1, round(128 * scale)), height, width)
+    max_shrink = min(round(16 * scale), (bbox - 1) // 2)
+    top = int(rng.integers(0, height - bbox + 1))
+    left = int(rng.integers(0, width - bbox + 1))
+    shrink_h = int(rng.integers(0, max_shrink + 1))
+    shrink_w = int(rng.integers(0, max_shrink + 1))
+    return _place_rect(
+        height, width, top + shrink_h, left + shrink_w, bbox - 2 * shrink_h, bbox - 2 * shrink_w
+    )
+
+
+def _deepfill_bbox(rng: np.random.Generator, height: int, width: int, parameters: str) -> np.ndarray:
+    _no_parameters("deepfill-bbox", parameters)
+    return _deepfill_bbox_mask(rng, height, width)
+
+
+def _deepfill_v2(rng: np.random.Generator, height: int, width: int, parameters: str) -> np.ndarray:
+    """DeepFill v2 training masks: brush strokes united with the v1 bbox mask (§4)."""
+    _no_parameters("deepfill-v2", parameters)
+    return _brush_strokes(rng, height, width) | _deepfill_bbox_mask(rng, height, width)
+
+
+def _ce_random(rng: np.random.Generator, height: int, width: int, parameters: str) -> np.ndarray:
+    """Context Encoder random region (§1, `train_random.lua`): uniform noise at 0.06 samples per
+    pixel, upsampled bicubically, thresholded at 0.25, redrawn until 20-30 % is hole.
+
+    The official code cuts 128 x 128 windows from one 10000^2 pattern; here only the window is
+    computed, with the noise cell (1 / 0.06 px at 128) scaled to the window's side.
+    """
+    _no_parameters("ce-random", parameters)
+    cell = _side(height, width) / 128 / 0.06
+    rows, cols = math.ceil(height / cell) + 4, math.ceil(width / cell) + 4
+    out_h, out_w = round(rows * cell), round(cols * cell)
+    for _ in range(_MAX_ATTEMPTS):
+        noise = rng.random((rows, cols), dtype=np.float32)
+        pattern = cv2.resize(noise, (out_w, out_h), interpolation=cv2.INTER_CUBIC)
+        top = int(rng.integers(0, out_h - height + 1))
+        left = int(rng.integers(0, out_w - width + 1))
+        mask = pattern[top : top + height, left : left + width] < 0.25
+        if 0.20 < _hole_ratio(mask) < 0.30:
+            return mask
+    raise InpaintError(f"ce-random: could not draw a mask at {width}x{height}")
+
+
+# ----------------------------------------------------------------------------------- public API
+
+_GENERATORS: dict[str, Generator] = {
+    "box": _box,
+    "center": _center,
+    "irregular": _irregular,
+    "freeform": _freeform,
+    **{kind: _lama(kind) for kind in LAMA_CONFIGS},
+    "glcic-box": _glcic_box,
+    "deepfill-bbox": _deepfill_bbox,
+    "deepfill-v2": _deepfill_v2,
+    "ce-center": _center,
+    "ce-random": _ce_random,
+}
+
+
+def mask_kinds() -> list[str]:
+    """Names accepted by `draw_mask` (evaluation kinds first); `irregular` takes `:LO-HI` percent."""
+    return list(_GENERATORS)
+
+
+def _split_kind(kind: str) -> tuple[str, str]:
+    name, _, parameters = kind.partition(":")
+    return name.strip(), parameters.strip()
+
+
+def eval_rng(seed: int, index: int, kind: str) -> np.random.Generator:
+    """The protocol's generator for image `index`: default_rng([seed, index, KIND_IDS[kind]])."""
+    name, _ = _split_kind(kind)
+    if name not in KIND_IDS:
+        raise InpaintError(f"{name!r} is not an evaluation mask kind; known: {', '.join(KIND_IDS)}")
+    return np.random.default_rng([seed, index, KIND_IDS[name]])
+
+
+def draw_mask(kind: str, rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """A bool height x width mask (True = hole) of `kind`, drawn from `rng`."""
+    name, parameters = _split_kind(kind)
+    if name not in _GENERATORS:
+        raise InpaintError(f"unknown mask kind {name!r}; known: {', '.join(_GENERATORS)}")
+    if min(height, width) < _MIN_SIDE:
+        raise InpaintError(f"masks need at least {_MIN_SIDE}x{_MIN_SIDE} pixels, got {width}x{height}")
+    return _GENERATORS[name](rng, height, width, parameters)
+
+
+def generate_mask_set(
+    kind: str,
+    count: int,
+    size: int,
+    seed: int,
+    out_dir: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+) -> list[Path]:
+    """Write `count` size x size masks 00000.png, 00001.png... (8-bit L, 255 = hole) into `out_dir`.
+
+    Mask i is drawn from `eval_rng(seed, i, kind)`, so a set equals what the evaluation draws.
+    Nothing is written when any target file exists and `overwrite` is off.
+    """
+    if count < 1:
+        raise InpaintError(f"mask count must be at least 1, got {count}")
+    out_dir = Path(out_dir)
+    eval_rng(seed, 0, kind)  # validates the kind before touching the disk
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InpaintError(f"{out_dir} exists and is not a folder")
+    paths = [out_dir / f"{index:05d}.png" for index in range(count)]
+    existing = [path for path in paths if path.exists()]
+    if existing and not overwrite:
+        raise InpaintError(f"{existing[0]} exists; pass --overwrite")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InpaintError(f"cannot create {out_dir}: {error.strerror or error}") from None
+    for index, path in enumerate(paths):
+        hole = draw_mask(kind, eval_rng(seed, index, kind), size, size)
+        grey = np.where(hole, 255, 0).astype(np.uint8)
+        image = LoadedImage(np.repeat(grey[:, :, None], 3, axis=2), None, "L", None, path)
+        write_image(path, image, overwrite=overwrite)
+    return paths
