@@ -1,0 +1,390 @@
+"""The evaluation protocol of DESIGN.md ("Evaluation protocol", steps 1-4): fixed images, fixed
+masks, composited uint8 fills, per-image metrics summarised as mean and standard error.
+
+    images = load_eval_images("data/eval")
+    result = evaluate([telea, glcic], images, ["irregular", "masks/30-40"], ["psnr", "ssim"])
+    for table in render_tables(result): console.print(table)
+
+A method is any callable `method(image, hole) -> filled` with a `label` (see `EvalMethod`); the
+classical baselines (step 5) and the learned models are wrapped by the CLI.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from io import StringIO
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from PIL import Image, ImageDraw
+from rich.table import Table
+
+from inpaint_cli import io as image_io
+from inpaint_cli import masks as mask_generators
+from inpaint_cli.errors import InpaintError
+from inpaint_cli.metrics import HIGHER_IS_BETTER, METRICS
+
+DEFAULT_SIZE = 256
+OVERALL = "overall"
+ALWAYS_REPORTED = "hole_l1"
+GRID_ROWS = 4  # images shown in each section's comparison grid
+GRID_GAP = 4  # pixels between the grid's cells
+GRID_HEADER = 16  # pixels of column labels above the grid
+CHECKER_SQUARE = 8  # side of the squares that show the hole in the grid's input column
+
+
+class EvalMethod(Protocol):
+    """A method under evaluation: fills `hole` (bool H x W, True = hole) of a uint8 H x W x 3 image.
+
+    The image it receives has its hole pixels set to 0, so no method can see what it must fill.
+    """
+
+    label: str
+
+    def __call__(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Mean and standard error (sample standard deviation / sqrt(n); 0 when n is 1) of n values."""
+
+    mean: float
+    stderr: float
+    n: int
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Summary:
+        array = np.asarray(values, dtype=np.float64)
+        n = len(array)
+        stderr = float(array.std(ddof=1) / math.sqrt(n)) if n > 1 else 0.0
+        return cls(mean=float(array.mean()), stderr=stderr, n=n)
+
+
+@dataclass
+class EvalResult:
+    """Summaries per section (one per mask spec, then "overall"), per method, per metric."""
+
+    methods: list[str]
+    metrics: list[str]
+    sections: dict[str, dict[str, dict[str, Summary]]]
+    seed: int
+    size: int
+
+
+def load_eval_images(
+    data_dir: str | os.PathLike[str], size: int = DEFAULT_SIZE, limit: int | None = None
+) -> list[tuple[str, np.ndarray]]:
+    """Step 1: every image under `data_dir` (recursive, sorted by relative POSIX path) as uint8 RGB,
+    resized (Pillow BICUBIC, antialiased) so its shorter side is `size`, centre-cropped to a square.
+
+    Returns (relative POSIX path, size x size x 3 uint8 array) pairs; the first `limit` when given.
+    """
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise InpaintError(f"evaluation data folder not found: {root}")
+    if size < 1:
+        raise InpaintError(f"--size must be positive, got {size}")
+    files = sorted(
+        image_io.list_images(root, recursive=True), key=lambda p: p.relative_to(root).as_posix()
+    )
+    if not files:
+        raise InpaintError(f"no images found under {root}")
+    if limit is not None:
+        files = files[:limit]
+    return [(path.relative_to(root).as_posix(), _load_square(path, size)) for path in files]
+
+
+def _load_square(path: Path, size: int) -> np.ndarray:
+    image = Image.fromarray(image_io.read_image(path).rgb8)  # EXIF-oriented 8-bit RGB
+    width, height = image.size
+    shorter = min(width, height)
+    new_width = max(size, int(width * size / shorter + 0.5))
+    new_height = max(size, int(height * size / shorter + 0.5))
+    resized = image.resize((new_width, new_height), Image.Resampling.BICUBIC)
+    left = (new_width - size) // 2
+    top = (new_height - size) // 2
+    return np.asarray(resized.crop((left, top, left + size, top + size)), dtype=np.uint8)
+
+
+def eval_masks(spec: str, count: int, size: int, seed: int) -> tuple[str, list[np.ndarray]]:
+    """Step 2: `count` holes (bool size x size) for one `--masks` value, with the section's label.
+
+    `spec` is a generator kind (optionally with parameters, e.g. "irregular:10-60"; image i draws
+    from `masks.eval_rng(seed, i, kind)`), labelled by the kind; or else a folder of mask files,
+    labelled by its name, where image i takes the sorted file (i + seed) mod n, resized with
+    nearest neighbour. A kind wins over a folder of the same name: write "./box" for the folder.
+    """
+    kind = spec.partition(":")[0].strip()
+    if kind in mask_generators.KIND_IDS:
+        holes = [
+            mask_generators.draw_mask(spec, mask_generators.eval_rng(seed, index, spec), size, size)
+            for index in range(count)
+        ]
+        return spec, holes
+    folder = Path(spec)
+    if not folder.is_dir():
+        kinds = ", ".join(mask_generators.KIND_IDS)
+        raise InpaintError(f"--masks {spec!r} is neither a mask kind ({kinds}) nor a folder")
+    files = sorted(
+        path
+        for path in folder.iterdir()
+        if path.is_file() and path.suffix.lower() in image_io.IMAGE_EXTENSIONS
+    )
+    if not files:
+        raise InpaintError(f"no mask files found in {folder}")
+    loaded: dict[Path, np.ndarray] = {}
+    holes = []
+    for index in range(count):
+        path = files[(index + seed) % len(files)]
+        if path not in loaded:
+            loaded[path] = _resize_nearest(image_io.read_mask(path), size)
+        holes.append(loaded[path])
+    return folder.resolve().name, holes
+
+
+def _resize_nearest(hole: np.ndarray, size: int) -> np.ndarray:
+    if hole.shape == (size, size):
+        return hole
+    as_image = Image.fromarray(hole.astype(np.uint8) * 255)
+    return np.asarray(as_image.resize((size, size), Image.Resampling.NEAREST)) > 127
+
+
+def evaluate(
+    methods: Sequence[EvalMethod],
+    images: Sequence[tuple[str, np.ndarray]],
+    mask_specs: Sequence[str],
+    metrics: Sequence[str],
+    seed: int = 0,
+    save_dir: str | os.PathLike[str] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> EvalResult:
+    """Steps 2-4: fill every image under every mask set with every method and score the fills.
+
+    Each fill is composited (known pixels from the original) and is uint8 before any metric;
+    `hole_l1` is always reported beside `metrics`. The "overall" section pools all (image, mask)
+    pairs. `progress(1)` is called after each fill (len(methods) * len(images) * len(mask_specs)
+    calls). With `save_dir`, fills are written to `save_dir/<section>/<method>/<image>.png` and a
+    comparison grid to `save_dir/<section>/comparison.png`.
+    """
+    metric_names = _metric_names(metrics)
+    labels = [method.label for method in methods]
+    if not labels:
+        raise InpaintError("nothing to evaluate: no methods given")
+    if len(set(labels)) != len(labels):
+        raise InpaintError(f"two methods share a label: {', '.join(labels)}")
+    if not mask_specs:
+        raise InpaintError("nothing to evaluate: no mask sets given")
+    size = _common_size(images)
+    originals = [image for _, image in images]
+    pooled = {label: {name: [] for name in metric_names} for label in labels}
+    sections: dict[str, dict[str, dict[str, Summary]]] = {}
+    for spec in mask_specs:
+        section, holes = eval_masks(spec, len(images), size, seed)
+        if section in sections or section == OVERALL:
+            raise InpaintError(f"two mask sets are both labelled {section!r}")
+        scores = {label: {name: [] for name in metric_names} for label in labels}
+        grid_fills: dict[str, list[np.ndarray]] = {label: [] for label in labels}
+        for (name, original), hole in zip(images, holes):
+            for method in methods:
+                filled = _fill(method, original, hole)
+                original_float = original.astype(np.float64) / 255.0
+                filled_float = filled.astype(np.float64) / 255.0
+                for metric in metric_names:
+                    value = METRICS[metric](original_float, filled_float, hole)
+                    scores[method.label][metric].append(value)
+                    pooled[method.label][metric].append(value)
+                if save_dir is not None:
+                    _write_png(_save_path(save_dir, section, method.label, name), filled)
+                    if len(grid_fills[method.label]) < GRID_ROWS:
+                        grid_fills[method.label].append(filled)
+                if progress is not None:
+                    progress(1)
+        sections[section] = _summarise(scores)
+        if save_dir is not None:
+            grid = _comparison_grid(originals[:GRID_ROWS], holes[:GRID_ROWS], grid_fills)
+            _write_png(Path(save_dir) / _safe_name(section) / "comparison.png", grid)
+    sections[OVERALL] = _summarise(pooled)
+    return EvalResult(methods=labels, metrics=metric_names, sections=sections, seed=seed, size=size)
+
+
+def _metric_names(metrics: Sequence[str]) -> list[str]:
+    for name in metrics:
+        if name not in METRICS:
+            raise InpaintError(f"unknown metric {name!r} (choose from {', '.join(METRICS)})")
+    names = list(dict.fromkeys(metrics))
+    if ALWAYS_REPORTED not in names:
+        names.append(ALWAYS_REPORTED)
+    return names
+
+
+def _common_size(images: Sequence[tuple[str, np.ndarray]]) -> int:
+    if not images:
+        raise InpaintError("nothing to evaluate: no images given")
+    shapes = {image.shape for _, image in images}
+    shape = next(iter(shapes))
+    if len(shapes) != 1 or len(shape) != 3 or shape[0] != shape[1] or shape[2] != 3:
+        raise InpaintError("evaluation images must all be square RGB of one size")
+    return shape[0]
+
+
+def _fill(method: EvalMethod, original: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """The method's output composited onto the original: known pixels copied bit for bit."""
+    shown = original.copy()
+    shown[hole] = 0
+    output = np.asarray(method(shown, hole.copy()))
+    if output.shape != original.shape or output.dtype != np.uint8:
+        raise InpaintError(
+            f"method {method.label!r} returned {output.dtype} {output.shape}, "
+            f"expected uint8 {original.shape}"
+        )
+    return np.where(hole[..., None], output, original)
+
+
+def _summarise(scores: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, Summary]]:
+    return {
+        label: {metric: Summary.of(values) for metric, values in per_metric.items()}
+        for label, per_metric in scores.items()
+    }
+
+
+def _safe_name(label: str) -> str:
+    """A label as a file or folder name: characters other than letters, digits, '.', '_', '-'
+    become '_'."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", label)
+
+
+def _save_path(save_dir: str | os.PathLike[str], section: str, method: str, name: str) -> Path:
+    return Path(save_dir, _safe_name(section), _safe_name(method), name).with_suffix(".png")
+
+
+def _write_png(path: Path, pixels: np.ndarray) -> None:
+    """Write uint8 RGB pixels as PNG (atomically, by `io.write_image`), replacing an earlier run's."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = image_io.LoadedImage(rgb=pixels, alpha=None, mode="RGB", palette=None, path=path)
+    image_io.write_image(path, image, overwrite=True)
+
+
+def _comparison_grid(
+    originals: Sequence[np.ndarray], holes: Sequence[np.ndarray], fills: dict[str, list[np.ndarray]]
+) -> np.ndarray:
+    """Rows: the first images; columns: input (hole checkered) | each method's fill | original."""
+    columns = ["input", *fills, "original"]
+    size = originals[0].shape[0]
+    step = size + GRID_GAP
+    height = GRID_HEADER + len(originals) * step
+    width = len(columns) * step - GRID_GAP
+    grid = np.full((height, width, 3), 255, dtype=np.uint8)
+    for row, (original, hole) in enumerate(zip(originals, holes)):
+        cells = [_show_hole(original, hole), *(fills[label][row] for label in fills), original]
+        top = GRID_HEADER + row * step
+        for column, cell in enumerate(cells):
+            grid[top : top + size, column * step : column * step + size] = cell
+    canvas = Image.fromarray(grid)
+    draw = ImageDraw.Draw(canvas)
+    for column, label in enumerate(columns):
+        draw.text((column * step + 2, 2), label, fill=(0, 0, 0))
+    return np.asarray(canvas)
+
+
+def _show_hole(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """The image with its hole painted as a grey and white checkerboard."""
+    rows, cols = np.indices(hole.shape)
+    checker = ((rows // CHECKER_SQUARE + cols // CHECKER_SQUARE) % 2) * 63 + 192
+    shown = image.copy()
+    shown[hole] = checker[hole, None].astype(np.uint8)
+    return shown
+
+
+def _format(metric: str, summary: Summary) -> str:
+    digits = 2 if metric == "psnr" else 4
+    return f"{summary.mean:.{digits}f} ± {summary.stderr:.{digits}f}"
+
+
+def render_tables(result: EvalResult) -> list[Table]:
+    """One table per section (overall last): rows are methods, cells mean ± standard error, the
+    best mean of each metric in bold."""
+    tables = []
+    for section, per_method in result.sections.items():
+        n = next(iter(next(iter(per_method.values())).values())).n
+        table = Table(title=f"{section} (n = {n})", caption="mean ± standard error")
+        table.add_column("method")
+        for metric in result.metrics:
+            arrow = "↑" if metric in HIGHER_IS_BETTER else "↓"
+            table.add_column(f"{metric} {arrow}", justify="right")
+        best = {
+            metric: (max if metric in HIGHER_IS_BETTER else min)(
+                per_method[label][metric].mean for label in result.methods
+            )
+            for metric in result.metrics
+        }
+        for label in result.methods:
+            cells = []
+            for metric in result.metrics:
+                summary = per_method[label][metric]
+                text = _format(metric, summary)
+                cells.append(f"[bold]{text}[/bold]" if summary.mean == best[metric] else text)
+            table.add_row(label, *cells)
+        tables.append(table)
+    return tables
+
+
+def result_to_json(result: EvalResult) -> str:
+    """The result as JSON: seed, size, methods, metrics, sections -> method -> metric -> summary."""
+    sections = {
+        section: {
+            label: {metric: vars(summary) for metric, summary in per_metric.items()}
+            for label, per_metric in per_method.items()
+        }
+        for section, per_method in result.sections.items()
+    }
+    document = {
+        "seed": result.seed,
+        "size": result.size,
+        "methods": result.methods,
+        "metrics": result.metrics,
+        "sections": sections,
+    }
+    return json.dumps(document, indent=2, ensure_ascii=False)
+
+
+def result_from_json(text: str) -> EvalResult:
+    """The inverse of `result_to_json`."""
+    try:
+        document = json.loads(text)
+        sections = {
+            section: {
+                label: {metric: Summary(**fields) for metric, fields in per_metric.items()}
+                for label, per_metric in per_method.items()
+            }
+            for section, per_method in document["sections"].items()
+        }
+        return EvalResult(
+            methods=list(document["methods"]),
+            metrics=list(document["metrics"]),
+            sections=sections,
+            seed=int(document["seed"]),
+            size=int(document["size"]),
+        )
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise InpaintError(f"not an evaluation result: {error}") from error
+
+
+def result_to_csv(result: EvalResult) -> str:
+    """The result as CSV, one row per section, method and metric:
+    section,method,metric,mean,stderr,n."""
+    buffer = StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["section", "method", "metric", "mean", "stderr", "n"])
+    for section, per_method in result.sections.items():
+        for label, per_metric in per_method.items():
+            for metric, summary in per_metric.items():
+                values = [repr(summary.mean), repr(summary.stderr), summary.n]
+                writer.writerow([section, label, metric, *values])
+    return buffer.getvalue()
