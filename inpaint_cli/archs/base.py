@@ -30,6 +30,7 @@ class InpaintModel(nn.Module):
 
     size_multiple: int = 1
     fixed_size: int | None = None
+    min_size: int = 1  # smallest side the network accepts; fill.py pads smaller inputs up to it
 
     def inpaint(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -74,6 +75,8 @@ class TrainingRecipe(ABC):
     mask_kinds: tuple[tuple[str, float], ...] = (("box", 1.0),)
     #: discriminator updates per generator update
     critic_steps: int = 1
+    #: clip each network's gradient norm to this before its optimiser steps (LaMa: 1)
+    grad_clip_norm: float | None = None
 
     def __init__(self, config: Any, options: TrainOptions) -> None:
         self.config = config
@@ -85,6 +88,12 @@ class TrainingRecipe(ABC):
 
     def build_discriminator(self) -> nn.Module | None:
         return None
+
+    def enter_phase(
+        self, phase: Phase, generator: InpaintModel, optimizers: dict[str, torch.optim.Optimizer]
+    ) -> None:
+        """Called before the first step run in `phase`, also after a resume inside it (idempotent):
+        e.g. PConv's fine-tuning lowers the learning rate and freezes the encoder's batch norm."""
 
     @abstractmethod
     def optimizers(

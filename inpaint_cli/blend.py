@@ -1,0 +1,99 @@
+"""Poisson blending, GLCIC's post-processing (ARCHITECTURES.md §2; Pérez et al., SIGGRAPH 2003).
+
+The official `inpaint.lua` fills the hole by fast marching (OpenCV Telea, radius 1) and then
+Poisson-blends the network's fill into it with `cv2.seamlessClone`. seamlessClone is inexact (a
+fill blended into itself comes back several levels off) and fails on holes that touch the image
+border, so the project solves the same equation itself: inside the hole the result keeps the
+fill's gradients, and it meets the known pixels at the hole's boundary. Writing result = fill +
+delta, delta is the membrane (harmonic) interpolant of (known - fill) across the boundary, solved by
+conjugate gradients and started from the fast-marching fill. At the image border the hole has no
+neighbour outside the image (a Neumann boundary), so border holes need no special case.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+RELATIVE_TOLERANCE = 1e-6  # stop when the residual norm falls below this fraction of the start's
+ITERATIONS_PER_LEVEL = 60  # conjugate-gradient steps on a level that started from a coarser one
+COARSEST = 32  # solved to the tolerance (no coarser level) at this side and below
+
+
+def _neighbour_sum(values: np.ndarray) -> np.ndarray:
+    """Sum of the 4 neighbours of each pixel (zero outside the array)."""
+    total = np.zeros_like(values)
+    total[1:] += values[:-1]
+    total[:-1] += values[1:]
+    total[:, 1:] += values[:, :-1]
+    total[:, :-1] += values[:, 1:]
+    return total
+
+
+def _harmonic(inside: np.ndarray, values: np.ndarray, initial: np.ndarray) -> np.ndarray:
+    """Fill `values` (H x W x C) inside `inside` with the membrane interpolant of the values
+    outside: each hole pixel becomes the mean of its in-array neighbours. Conjugate gradients,
+    started from a solution of the half-size problem (cascadic multigrid), or from `initial` at
+    the coarsest level."""
+    height, width = inside.shape
+    if min(height, width) > COARSEST:
+        even = np.pad(inside, ((0, height % 2), (0, width % 2)), mode="edge")
+        even_values = np.pad(values, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+        blocks = even.reshape(even.shape[0] // 2, 2, even.shape[1] // 2, 2)
+        outside = (~blocks).astype(np.float64)[..., None]
+        block_values = even_values.reshape(*blocks.shape, -1)
+        coarse_values = (block_values * outside).sum(axis=(1, 3)) / np.maximum(outside.sum(axis=(1, 3)), 1)
+        coarse_initial = cv2.resize(initial, (blocks.shape[2], blocks.shape[0]), interpolation=cv2.INTER_AREA)
+        coarse = _harmonic(blocks.any(axis=(1, 3)), coarse_values, coarse_initial.reshape(coarse_values.shape))
+        initial = cv2.resize(coarse, (even.shape[1], even.shape[0]), interpolation=cv2.INTER_LINEAR)
+        initial = initial.reshape(even_values.shape)[:height, :width]
+        iterations = ITERATIONS_PER_LEVEL
+    else:
+        iterations = 4 * height * width
+    mask = inside[..., None].astype(np.float64)
+    neighbours = _neighbour_sum(np.ones((height, width, 1), np.float64))
+    rhs = mask * _neighbour_sum((1 - mask) * values)
+
+    def apply(unknown: np.ndarray) -> np.ndarray:
+        return mask * (neighbours * unknown - _neighbour_sum(unknown * mask))
+
+    solution = mask * initial
+    residual = rhs - apply(solution)
+    direction = residual.copy()
+    energy = (residual**2).sum(axis=(0, 1))
+    target = RELATIVE_TOLERANCE**2 * np.maximum(energy, 1e-12)
+    for _ in range(iterations):
+        if (energy <= target).all():
+            break
+        product = apply(direction)
+        step = energy / np.maximum((direction * product).sum(axis=(0, 1)), 1e-30)
+        solution += step * direction
+        residual -= step * product
+        new_energy = (residual**2).sum(axis=(0, 1))
+        direction = residual + (new_energy / np.maximum(energy, 1e-30)) * direction
+        energy = new_energy
+    return np.where(inside[..., None], solution, values)
+
+
+def poisson_blend(original: np.ndarray, filled: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """Blend `filled` into `original` over `hole` (uint8 RGB, bool mask); uint8 RGB result whose
+    known pixels are `original`'s."""
+    result = original.copy()
+    if not hole.any():
+        return result
+    rows, cols = np.nonzero(hole)
+    # the crop extends one pixel past the hole wherever the image does, so a hole pixel on the
+    # crop's edge lies on the image border, where it simply has fewer neighbours (Neumann)
+    top, bottom = max(rows.min() - 1, 0), min(rows.max() + 2, hole.shape[0])
+    left, right = max(cols.min() - 1, 0), min(cols.max() + 2, hole.shape[1])
+    inside = hole[top:bottom, left:right]
+    known = original[top:bottom, left:right].astype(np.float64)
+    fill = filled[top:bottom, left:right].astype(np.float64)
+    telea = cv2.inpaint(
+        np.ascontiguousarray(original[..., ::-1]), hole.astype(np.uint8) * 255, 1, cv2.INPAINT_TELEA
+    )[..., ::-1][top:bottom, left:right].astype(np.float64)
+    delta = _harmonic(inside, known - fill, telea - fill)
+    blended = np.clip(np.rint(fill + delta), 0, 255).astype(np.uint8)
+    region = result[top:bottom, left:right]
+    region[inside] = blended[inside]
+    return result

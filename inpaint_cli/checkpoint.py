@@ -1,0 +1,249 @@
+"""Weights on disk: release files (generator only, 16-bit, metadata of DESIGN.md "Checkpoints"),
+training checkpoints (everything needed to resume exactly) and `hf://` resolution.
+
+Nothing is ever unpickled: tensors live in safetensors files, everything else in JSON.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+
+from inpaint_cli import __version__
+from inpaint_cli.archs.base import ArchSpec, InpaintModel
+from inpaint_cli.errors import InpaintError
+from inpaint_cli.registry import get_arch
+
+FORMAT = "inpaint-cli/1"
+HF_PREFIX = "hf://"
+#: largest relative error float16 may introduce before a tensor is kept in float32
+FLOAT16_TOLERANCE = 1e-3
+
+
+def _release_dtype(tensor: torch.Tensor) -> torch.dtype:
+    """float16 where it round-trips within FLOAT16_TOLERANCE, else float32; others unchanged."""
+    if not tensor.is_floating_point():
+        return tensor.dtype
+    value = tensor.detach().float()
+    half = value.half().float()
+    if not torch.isfinite(half).all():
+        return torch.float32
+    error = (half - value).abs() / value.abs().clamp(min=1e-30)
+    significant = value.abs() > 0
+    if significant.any() and error[significant].max() > FLOAT16_TOLERANCE:
+        return torch.float32
+    return torch.float16
+
+
+def atomic_save_safetensors(
+    tensors: Mapping[str, torch.Tensor], path: Path, metadata: Mapping[str, str] | None = None
+) -> None:
+    """Write to a temporary file beside `path`, then rename: no partial file after a crash."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        save_file({k: v.contiguous() for k, v in tensors.items()}, temporary, metadata=dict(metadata or {}))
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def export_release(
+    generator: InpaintModel,
+    spec: ArchSpec,
+    config_name: str,
+    config: Any,
+    path: Path,
+    info: Mapping[str, Any],
+) -> None:
+    """Save the generator as a release file. `info` fills the training keys of the metadata
+    (step, image_size, batch, seed, data, hardware, wall_time_s, eval_json, license)."""
+    tensors = {
+        name: tensor.detach().cpu().to(_release_dtype(tensor))
+        for name, tensor in generator.state_dict().items()
+    }
+    metadata = {
+        "format": FORMAT,
+        "arch": spec.name,
+        "config": config_name,
+        "config_json": json.dumps(asdict(config), sort_keys=True),
+        "created": dt.datetime.now(dt.timezone.utc).date().isoformat(),
+        "version": __version__,
+    }
+    for key, value in info.items():
+        metadata[key] = value if isinstance(value, str) else json.dumps(value)
+    atomic_save_safetensors(tensors, path, metadata)
+
+
+def read_metadata(path: Path) -> dict[str, str]:
+    """The safetensors metadata of `path`, checked to be an inpaint-cli release file."""
+    if not path.exists():
+        raise InpaintError(f"weights file not found: {path}")
+    if path.is_dir():
+        raise InpaintError(f"weights path is a folder, not a file: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as error:
+        raise InpaintError(f"{path}: not a readable safetensors file ({error})") from None
+    if metadata.get("format") != FORMAT:
+        raise InpaintError(f"{path}: not an inpaint-cli weights file (no format {FORMAT!r} in its metadata)")
+    for key in ("arch", "config", "config_json"):
+        if key not in metadata:
+            raise InpaintError(f"{path}: metadata lacks {key!r}")
+    return metadata
+
+
+def resolve_weights(location: str | Path) -> Path:
+    """A local path as is; `hf://owner/repo/path/in/repo.safetensors[@revision]` through
+    huggingface_hub's cache (HF_HUB_OFFLINE, tokens and HF_HOME behave as that library says)."""
+    text = str(location)
+    if not text.startswith(HF_PREFIX):
+        return Path(text).expanduser()
+    match = re.fullmatch(r"hf://([^/@]+)/([^/@]+)/([^@]+?)(?:@([^@/]+))?", text)
+    if not match:
+        raise InpaintError(f"malformed {text!r}: expected hf://owner/repo/path/file.safetensors[@revision]")
+    owner, repo, filename, revision = match.groups()
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    try:
+        return Path(hf_hub_download(f"{owner}/{repo}", filename, revision=revision))
+    except LocalEntryNotFoundError:
+        raise InpaintError(f"{text}: not in the local Hugging Face cache and the hub is unreachable or offline") from None
+    except (HfHubHTTPError, OSError, ValueError) as error:
+        raise InpaintError(f"{text}: cannot download ({type(error).__name__}: {error})") from None
+
+
+def load_release(
+    location: str | Path,
+    arch: str | None = None,
+    config_name: str | None = None,
+    device: torch.device | str = "cpu",
+) -> tuple[InpaintModel, ArchSpec, str, dict[str, str]]:
+    """Build the generator a release file describes and load it, checking everything on the way.
+
+    `arch`/`config_name`, where given, must agree with the file's metadata.
+    """
+    path = resolve_weights(location)
+    metadata = read_metadata(path)
+    if arch is not None and metadata["arch"] != arch:
+        raise InpaintError(f"{path}: weights are for {metadata['arch']!r}, not {arch!r}")
+    if config_name is not None and metadata["config"] != config_name:
+        raise InpaintError(
+            f"{path}: weights are for {metadata['arch']} config {metadata['config']!r}, not {config_name!r}"
+        )
+    spec = get_arch(metadata["arch"])
+    try:
+        config = spec.config_from_dict(json.loads(metadata["config_json"]))
+    except (ValueError, TypeError) as error:
+        raise InpaintError(f"{path}: unusable config_json ({error})") from None
+    generator = spec.build_generator(config)
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise InpaintError(f"{path}: truncated or corrupt tensors ({error})") from None
+    expected = generator.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} tensors (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+        raise InpaintError(f"{path}: does not match {spec.name} {metadata['config']}: {'; '.join(parts)}")
+    for name, tensor in tensors.items():
+        if tuple(tensor.shape) != tuple(expected[name].shape):
+            raise InpaintError(
+                f"{path}: tensor {name} has shape {tuple(tensor.shape)}, "
+                f"{spec.name} {metadata['config']} needs {tuple(expected[name].shape)}"
+            )
+    generator.load_state_dict(
+        {name: tensor.to(expected[name].dtype) for name, tensor in tensors.items()}
+    )
+    generator.eval().to(device)
+    return generator, spec, metadata["config"], metadata
+
+
+# ----------------------------------------------------------------------------------------------
+# Training checkpoints: tensors in state.safetensors, the rest (with tensor references) in JSON.
+
+
+def _split_tensors(value: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
+    """Replace every tensor in a nested structure by a reference, collecting the tensors."""
+    if isinstance(value, torch.Tensor):
+        tensors[prefix] = value.detach().cpu()
+        return {"__tensor__": prefix}
+    if isinstance(value, Mapping):
+        if all(isinstance(key, str) for key in value):
+            return {key: _split_tensors(item, f"{prefix}.{key}", tensors) for key, item in value.items()}
+        return {"__items__": [[key, _split_tensors(item, f"{prefix}.{key}", tensors)] for key, item in value.items()]}
+    if isinstance(value, (list, tuple)):
+        return [_split_tensors(item, f"{prefix}.{index}", tensors) for index, item in enumerate(value)]
+    return value
+
+
+def _join_tensors(value: Any, tensors: Mapping[str, torch.Tensor]) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"__tensor__"}:
+            return tensors[value["__tensor__"]]
+        if set(value) == {"__items__"}:
+            return {key: _join_tensors(item, tensors) for key, item in value["__items__"]}
+        return {key: _join_tensors(item, tensors) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_join_tensors(item, tensors) for item in value]
+    return value
+
+
+def save_training_state(state: Mapping[str, Any], directory: Path) -> None:
+    """Write `state` (nested dicts of tensors, numbers, strings) as state.safetensors + state.json.
+
+    The folder is built under a temporary name and renamed into place, so a crash mid-write
+    leaves the previous checkpoint intact.
+    """
+    tensors: dict[str, torch.Tensor] = {}
+    skeleton = _split_tensors(state, "state", tensors)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
+    try:
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(staging / "state.safetensors"))
+        (staging / "state.json").write_text(json.dumps(skeleton))
+        if directory.exists():
+            retired = directory.with_name(f".{directory.name}.old")
+            os.replace(directory, retired)
+            os.replace(staging, directory)
+            for file in retired.iterdir():
+                file.unlink()
+            retired.rmdir()
+        else:
+            os.replace(staging, directory)
+    except BaseException:
+        for file in staging.glob("*"):
+            file.unlink()
+        staging.rmdir()
+        raise
+
+
+def load_training_state(directory: Path) -> dict[str, Any]:
+    try:
+        skeleton = json.loads((directory / "state.json").read_text())
+        tensors = load_file(str(directory / "state.safetensors"))
+    except FileNotFoundError:
+        raise InpaintError(f"{directory}: no training checkpoint there (state.json + state.safetensors)") from None
+    except (SafetensorError, ValueError) as error:
+        raise InpaintError(f"{directory}: corrupt training checkpoint ({error})") from None
+    return _join_tensors(skeleton, tensors)

@@ -1,0 +1,260 @@
+"""Inference: pick the model (`resolve_model`), then fill numpy images with it (`Inpainter`):
+pad to the architecture's size multiple, choose a strategy (full / crop / resize), composite,
+optionally Poisson-blend, and re-composite so known pixels come back bit for bit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from inpaint_cli.archs.base import ArchSpec, InpaintModel
+from inpaint_cli.blend import poisson_blend
+from inpaint_cli.checkpoint import load_release
+from inpaint_cli.errors import InpaintError
+from inpaint_cli.registry import get_arch
+from inpaint_cli.devices import pick_device
+
+STRATEGIES = ("auto", "full", "crop", "resize")
+BLENDS = ("none", "poisson")
+MANIFEST = "manifest.json"
+
+
+# ------------------------------------------------------------------------------ bundled weights
+
+
+def weights_dir() -> Path | None:
+    """Where the bundled weights are: $INPAINT_WEIGHTS, the repository's weights/ beside the
+    package (source and editable installs), or <prefix>/share/inpaint-cli/weights (wheels)."""
+    candidates = [
+        os.environ.get("INPAINT_WEIGHTS"),
+        Path(__file__).resolve().parent.parent / "weights",
+        Path(sys.prefix) / "share" / "inpaint-cli" / "weights",
+    ]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / MANIFEST).is_file():
+            return Path(candidate)
+    return None
+
+
+def read_manifest() -> dict:
+    """{"default": arch or file, "models": {arch: file}, "figures": {...}}; empty without weights."""
+    directory = weights_dir()
+    if directory is None:
+        return {"default": "telea", "models": {}}
+    return json.loads((directory / MANIFEST).read_text())
+
+
+def bundled_weights(arch: str) -> Path | None:
+    directory = weights_dir()
+    file = read_manifest().get("models", {}).get(arch)
+    return directory / file if directory is not None and file else None
+
+
+# ------------------------------------------------------------------------------------- the model
+
+
+@dataclass
+class LoadedModel:
+    model: InpaintModel
+    spec: ArchSpec
+    config: str | None
+    label: str  # for tables: the arch name, or the weights file's stem
+    metadata: dict[str, str]
+
+
+def resolve_model(arch: str | None, weights: str | None, device: torch.device | str = "cpu") -> LoadedModel:
+    """DESIGN.md "Names": `--arch` alone loads its bundled weights, `--weights` alone its metadata's
+    architecture, both must agree, neither means the default model of the manifest."""
+    if weights is None and arch is None:
+        default = read_manifest().get("default", "telea")
+        if default.endswith(".safetensors"):
+            weights = str(weights_dir() / default)
+        else:
+            arch = default
+    if weights is not None:
+        model, spec, config, metadata = load_release(weights, arch, None, device)
+        label = arch if arch is not None and not str(weights).endswith(".safetensors") else Path(str(weights).split("@")[0]).stem
+        return LoadedModel(model, spec, config, label, metadata)
+    spec = get_arch(arch)
+    if not spec.learned:
+        model = spec.build_generator(spec.config()).eval()
+        return LoadedModel(model, spec, spec.default_config, spec.name, {})
+    bundled = bundled_weights(spec.name)
+    if bundled is None:
+        raise InpaintError(
+            f"no bundled weights for {spec.name}: train them with `inpaint train --arch {spec.name}`"
+            f" and pass the export with --weights FILE (or hf://owner/repo/file.safetensors)"
+        )
+    model, spec, config, metadata = load_release(bundled, spec.name, None, device)
+    return LoadedModel(model, spec, config, spec.name, metadata)
+
+
+# ---------------------------------------------------------------------------------------- filling
+
+
+@dataclass(frozen=True)
+class FillOptions:
+    strategy: str = "auto"  # auto: full up to `max_side`, crop above (fixed-size models: crop)
+    blend: str = "none"
+    max_side: int = 1024  # the longer side a model fills comfortably in one piece
+    context: int = 64  # crop: pixels of context on each side of a hole region, at least
+
+
+def _pad_to_multiple(array: np.ndarray, multiple: int, minimum: int = 1) -> np.ndarray:
+    """Mirror-pad bottom and right up to a multiple of `multiple`, and to at least `minimum`."""
+    height, width = array.shape[:2]
+    target_h, target_w = max(height, minimum), max(width, minimum)
+    pad_h = target_h + (-target_h) % multiple - height
+    pad_w = target_w + (-target_w) % multiple - width
+    if not pad_h and not pad_w:
+        return array
+    widths = ((0, pad_h), (0, pad_w)) + ((0, 0),) * (array.ndim - 2)
+    return np.pad(array, widths, mode="symmetric")
+
+
+class Inpainter:
+    """A loaded model ready to fill uint8 RGB images; callable as an evaluation method."""
+
+    def __init__(self, loaded: LoadedModel, device: torch.device | str = "cpu", options: FillOptions = FillOptions()):
+        if options.strategy not in STRATEGIES:
+            raise InpaintError(f"unknown --strategy {options.strategy!r}; use one of {', '.join(STRATEGIES)}")
+        if options.blend not in BLENDS:
+            raise InpaintError(f"unknown --blend {options.blend!r}; use one of {', '.join(BLENDS)}")
+        self.device = pick_device(device) if isinstance(device, str) else device
+        self.model = loaded.model.to(self.device).eval()
+        self.label = loaded.label
+        self.options = options
+
+    # the network on one array ---------------------------------------------------------------
+
+    def _network(self, rgb8: np.ndarray, hole: np.ndarray, attention: bool = False):
+        """Fill of an array (padded to the size multiple, cropped back): float H x W x 3 in [0, 1]."""
+        height, width = hole.shape
+        multiple, minimum = self.model.size_multiple, self.model.min_size
+        image = torch.from_numpy(np.ascontiguousarray(_pad_to_multiple(rgb8, multiple, minimum))).permute(2, 0, 1)[None]
+        mask = torch.from_numpy(np.ascontiguousarray(_pad_to_multiple(hole, multiple, minimum)))[None, None]
+        image = image.to(self.device).float().div_(255)
+        mask = mask.to(self.device).float()
+        use_autocast = self.device.type == "cuda" and any(True for _ in self.model.parameters())
+        with torch.inference_mode(), torch.autocast(self.device.type, torch.bfloat16, enabled=use_autocast):
+            if attention:
+                output, flow = self.model.inpaint_with_attention(image, mask)
+            else:
+                output, flow = self.model.inpaint(image, mask), None
+        output = output.float().clamp(0, 1)[0, :, :height, :width].permute(1, 2, 0).cpu().numpy()
+        if flow is not None:
+            flow = (flow.float().clamp(0, 1)[0, :, :height, :width].permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
+        return output, flow
+
+    def _fixed_window(self, rgb8: np.ndarray, hole: np.ndarray) -> np.ndarray:
+        """A fixed-input model on an arbitrary (square) window: scale to its size and back."""
+        side = self.model.fixed_size
+        original = hole.shape
+        if original != (side, side):
+            rgb8 = cv2.resize(rgb8, (side, side), interpolation=cv2.INTER_AREA)
+            hole = cv2.resize(hole.astype(np.float32), (side, side), interpolation=cv2.INTER_AREA) > 0
+        output, _ = self._network(rgb8, hole)
+        if original != (side, side):
+            output = cv2.resize(output, (original[1], original[0]), interpolation=cv2.INTER_CUBIC)
+        return output
+
+    # strategies -----------------------------------------------------------------------------
+
+    def _windows(self, hole: np.ndarray) -> list[tuple[int, int, int, int, np.ndarray]]:
+        """(top, left, bottom, right, pixels of this region) for each connected hole region, with
+        context around it; regions closer than the context are merged."""
+        context = self.options.context
+        kernel = np.ones((3, 3), np.uint8)
+        grown = cv2.dilate(hole.astype(np.uint8), kernel, iterations=max(context // 4, 1))
+        count, labels = cv2.connectedComponents(grown)
+        height, width = hole.shape
+        windows = []
+        for label in range(1, count):
+            region = (labels == label) & hole
+            if not region.any():
+                continue
+            rows, cols = np.nonzero(region)
+            top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+            if self.model.fixed_size:
+                # square, twice the hole's extent (the model sees the hole in its central half)
+                side = max(self.model.fixed_size, 2 * max(bottom - top, right - left))
+                side = min(side, height, width) if min(height, width) >= self.model.fixed_size else side
+                centre_y, centre_x = (top + bottom) // 2, (left + right) // 2
+                top = min(max(centre_y - side // 2, 0), max(height - side, 0))
+                left = min(max(centre_x - side // 2, 0), max(width - side, 0))
+                bottom, right = top + side, left + side
+            else:
+                margin = max(context, (max(bottom - top, right - left) + 1) // 2)
+                top, left = max(top - margin, 0), max(left - margin, 0)
+                bottom, right = min(bottom + margin, height), min(right + margin, width)
+            windows.append((int(top), int(left), int(bottom), int(right), region))
+        return windows
+
+    def _fill_crop(self, rgb8: np.ndarray, hole: np.ndarray) -> np.ndarray:
+        output = rgb8.astype(np.float32) / 255
+        for top, left, bottom, right, region in self._windows(hole):
+            window_rgb, window_hole = rgb8[top:bottom, left:right], hole[top:bottom, left:right]
+            if self.model.fixed_size:
+                pad_h = max(bottom - top, right - left) - (bottom - top)
+                pad_w = max(bottom - top, right - left) - (right - left)
+                square_rgb = np.pad(window_rgb, ((0, pad_h), (0, pad_w), (0, 0)), mode="symmetric")
+                square_hole = np.pad(window_hole, ((0, pad_h), (0, pad_w)), mode="symmetric")
+                fill = self._fixed_window(square_rgb, square_hole)[: bottom - top, : right - left]
+            else:
+                fill, _ = self._network(window_rgb, window_hole)
+            paste = region[top:bottom, left:right]
+            output[top:bottom, left:right][paste] = fill[paste]
+        return output
+
+    def _fill_resized(self, rgb8: np.ndarray, hole: np.ndarray) -> np.ndarray:
+        height, width = hole.shape
+        scale = self.options.max_side / max(height, width)
+        if scale >= 1:
+            return self._network(rgb8, hole)[0]
+        size = (max(round(width * scale), 1), max(round(height * scale), 1))
+        small_rgb = cv2.resize(rgb8, size, interpolation=cv2.INTER_AREA)
+        small_hole = cv2.resize(hole.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0
+        fill, _ = self._network(small_rgb, small_hole)
+        return cv2.resize(fill, (width, height), interpolation=cv2.INTER_CUBIC)
+
+    def strategy_for(self, hole: np.ndarray) -> str:
+        if self.options.strategy != "auto":
+            return self.options.strategy
+        if self.model.fixed_size or max(hole.shape) > self.options.max_side:
+            return "crop"
+        return "full"
+
+    def fill(self, rgb8: np.ndarray, hole: np.ndarray, attention: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        """The composited fill (uint8 H x W x 3) and, where asked, the attention map (uint8 RGB)."""
+        hole = hole.astype(bool)
+        flow = None
+        if not hole.any():
+            return rgb8.copy(), None
+        strategy = self.strategy_for(hole)
+        if attention:
+            if not hasattr(self.model, "inpaint_with_attention"):
+                raise InpaintError(f"{self.label} has no attention map (DeepFill v1 and v2 do)")
+            if strategy != "full" or self.model.fixed_size:
+                raise InpaintError("--attention-map needs --strategy full")
+            output, flow = self._network(rgb8, hole, attention=True)
+        elif strategy == "full" and not self.model.fixed_size:
+            output, _ = self._network(rgb8, hole)
+        elif strategy == "resize" and not self.model.fixed_size:
+            output = self._fill_resized(rgb8, hole)
+        else:
+            output = self._fill_crop(rgb8, hole)
+        filled = np.where(hole[..., None], (output * 255).round().clip(0, 255).astype(np.uint8), rgb8)
+        if self.options.blend == "poisson":
+            filled = poisson_blend(rgb8, filled, hole)
+        return np.where(hole[..., None], filled, rgb8), flow
+
+    def __call__(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+        return self.fill(image, hole)[0]

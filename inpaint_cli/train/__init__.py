@@ -1,0 +1,5 @@
+"""Training: one loop for every architecture (`loop`), packed data and generated holes (`data`)."""
+
+from inpaint_cli.train.loop import Trainer, TrainResult, TrainSettings, start_training
+
+__all__ = ["TrainResult", "TrainSettings", "Trainer", "start_training"]

@@ -1,0 +1,124 @@
+"""Training data: images decoded and resized once into a packed uint8 cache, then random crops,
+flips and generated holes drawn per step from `numpy.random.default_rng([seed, step, k])`, so the
+data of any step is a function of (seed, step) alone and a resumed run sees exactly what a straight
+one would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from inpaint_cli.errors import InpaintError
+from inpaint_cli.io import IMAGE_EXTENSIONS, list_images
+from inpaint_cli.masks import draw_mask
+
+CACHE_VERSION = 1
+
+
+def find_training_images(folders: Sequence[Path]) -> list[Path]:
+    images: list[Path] = []
+    for folder in folders:
+        if not folder.is_dir():
+            raise InpaintError(f"training data folder not found: {folder}")
+        found = list_images(folder, recursive=True)
+        if not found:
+            raise InpaintError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {folder}")
+        images += found
+    return images
+
+
+def _resized(path: Path, shorter_side: int) -> np.ndarray:
+    with Image.open(path) as image:
+        image = image.convert("RGB")
+        scale = shorter_side / min(image.size)
+        size = (max(shorter_side, round(image.width * scale)), max(shorter_side, round(image.height * scale)))
+        return np.asarray(image.resize(size, Image.Resampling.BICUBIC))
+
+
+@dataclass
+class ImageCache:
+    """All training images, resized so the shorter side is `shorter_side`, in one flat array."""
+
+    pixels: np.ndarray  # flat uint8
+    offsets: np.ndarray  # start of each image in `pixels`
+    shapes: np.ndarray  # (n, 3): height, width, 3
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def image(self, index: int) -> np.ndarray:
+        start, shape = int(self.offsets[index]), tuple(int(v) for v in self.shapes[index])
+        return self.pixels[start : start + int(np.prod(shape))].reshape(shape)
+
+    @classmethod
+    def build(cls, paths: Sequence[Path], shorter_side: int, cache_dir: Path) -> ImageCache:
+        """Load the cache for these files and side from `cache_dir`, building it if needed."""
+        key = hashlib.sha256(
+            json.dumps(
+                [CACHE_VERSION, shorter_side]
+                + [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in paths]
+            ).encode()
+        ).hexdigest()[:16]
+        pixels_path = cache_dir / f"images-{shorter_side}-{key}.u8"
+        index_path = cache_dir / f"images-{shorter_side}-{key}.json"
+        if pixels_path.exists() and index_path.exists():
+            index = json.loads(index_path.read_text())
+            pixels = np.fromfile(pixels_path, dtype=np.uint8)
+            return cls(pixels, np.array(index["offsets"]), np.array(index["shapes"]))
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            images = list(pool.map(lambda p: _resized(p, shorter_side), paths))
+        shapes = np.array([image.shape for image in images])
+        offsets = np.concatenate([[0], np.cumsum([image.size for image in images])[:-1]])
+        pixels = np.concatenate([image.reshape(-1) for image in images])
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        temporary = pixels_path.with_suffix(".tmp")
+        pixels.tofile(temporary)
+        os.replace(temporary, pixels_path)
+        index_path.write_text(json.dumps({"offsets": offsets.tolist(), "shapes": shapes.tolist()}))
+        return cls(pixels, offsets, shapes)
+
+
+class BatchSampler:
+    """Batches of (image crops, holes) as a pure function of (seed, step, substep)."""
+
+    def __init__(
+        self,
+        cache: ImageCache,
+        size: int,
+        batch: int,
+        mask_kinds: Sequence[tuple[str, float]],
+        seed: int,
+    ) -> None:
+        self.cache, self.size, self.batch, self.seed = cache, size, batch, seed
+        self.kinds = [kind for kind, _ in mask_kinds]
+        weights = np.array([weight for _, weight in mask_kinds], dtype=np.float64)
+        self.kind_weights = weights / weights.sum()
+        too_small = [i for i in range(len(cache)) if min(cache.shapes[i][:2]) < size]
+        if too_small:
+            raise InpaintError(f"{len(too_small)} cached images are smaller than the crop size {size}")
+
+    def sample(self, step: int, substep: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, step, substep])
+        crops = np.empty((self.batch, self.size, self.size, 3), dtype=np.uint8)
+        holes = np.empty((self.batch, self.size, self.size), dtype=bool)
+        for i in range(self.batch):
+            image = self.cache.image(int(rng.integers(len(self.cache))))
+            top = int(rng.integers(image.shape[0] - self.size + 1))
+            left = int(rng.integers(image.shape[1] - self.size + 1))
+            crop = image[top : top + self.size, left : left + self.size]
+            crops[i] = crop[:, ::-1] if rng.random() < 0.5 else crop
+            kind = self.kinds[int(rng.choice(len(self.kinds), p=self.kind_weights))]
+            holes[i] = draw_mask(kind, rng, self.size, self.size)
+        images = torch.from_numpy(crops).permute(0, 3, 1, 2).float().div_(255)
+        masks = torch.from_numpy(holes).unsqueeze(1).float()
+        return images, masks
