@@ -26,6 +26,7 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     rich_markup_mode=None,
+    epilog="Examples:\n\n\b\n  inpaint fill photo.jpg --mask photo_mask.png -o out.png\n  inpaint fill photos/ --mask masks/ -o filled/ --arch glcic\n  inpaint eval --metric psnr --metric ssim\n  inpaint train --arch glcic --data ~/pictures --out runs/glcic\n  inpaint models",
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -157,18 +158,16 @@ def fill(
 
     Examples:
 
+    \b
       inpaint fill photo.jpg --mask photo_mask.png -o out.png
-
       inpaint fill photos/ --mask masks/ -o filled/ --arch glcic
-
       inpaint fill photo.jpg --rect 120,80,64,64 --blend poisson
 
     Only hole pixels change. Greyscale, palette and RGBA images are written back in their mode
     (alpha untouched); 16-bit PNG/TIFF are filled at 8-bit precision in the hole and written back
     16-bit with known pixels unchanged; EXIF orientation is applied.
     """
-    from inpaint_cli.fill import FillOptions, Inpainter, resolve_model
-    from inpaint_cli.io import merge_fill, read_image, write_image
+    from inpaint_cli.io import check_output_path, merge_fill, read_image, write_image
 
     if mask is None and not rect:
         raise InpaintError("no hole given: pass --mask FILE|FOLDER and/or --rect x,y,w,h")
@@ -177,21 +176,29 @@ def fill(
     jobs, batch = _jobs(input, mask, output, recursive)
     if attention_map is not None and batch:
         raise InpaintError("--attention-map takes a single image, not a folder")
-    if not batch:
-        _check_target(jobs[0][2], overwrite)
+    if not batch:  # everything a user can get wrong is checked before torch is even imported
+        check_output_path(jobs[0][2], overwrite)
         if attention_map is not None:
-            _check_target(attention_map, overwrite)
+            check_output_path(attention_map, overwrite)
+        first_image = read_image(jobs[0][0])
+        first_hole = _hole_for(first_image, jobs[0][1], rect, invert_mask, resize_mask)
+
+    from inpaint_cli.fill import FillOptions, Inpainter, resolve_model
+
     loaded = resolve_model(arch, weights, device)
     inpainter = Inpainter(loaded, device, FillOptions(strategy=strategy, blend=blend, max_side=max_side))
     failures: list[str] = []
     for image_path, mask_path, target in _progress(jobs, batch, "filling"):
         started = time.perf_counter()
         try:
-            _check_target(target, overwrite)
-            if mask_path is not None and not mask_path.exists():
-                raise InpaintError(str(mask_path)[1:-1] if str(mask_path).startswith("<") else f"mask not found: {mask_path}")
-            image = read_image(image_path)
-            hole = _hole_for(image, mask_path, rect, invert_mask, resize_mask)
+            if batch:
+                _check_target(target, overwrite)
+                if mask_path is not None and not mask_path.exists():
+                    raise InpaintError(str(mask_path)[1:-1] if str(mask_path).startswith("<") else f"mask not found: {mask_path}")
+                image = read_image(image_path)
+                hole = _hole_for(image, mask_path, rect, invert_mask, resize_mask)
+            else:
+                image, hole = first_image, first_hole
             if not hole.any():
                 warn(f"{image_path.name}: the mask is empty; the output is a copy of the input")
             elif hole.all():
@@ -277,10 +284,9 @@ def eval_command(
 
     Examples:
 
+    \b
       inpaint eval --metric psnr
-
       inpaint eval --arch telea --arch glcic --data eval/ --masks irregular --metric psnr --metric ssim
-
       inpaint eval --weights runs/glcic/glcic-half.safetensors --masks box --masks masks/30-40
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
@@ -357,13 +363,20 @@ def models(
     if as_json:
         stdout.print(json.dumps({"architectures": rows, "bundled": bundled, "default": manifest.get("default")}, indent=2), markup=False)
         return
-    table = Table(title="Architectures and configs")
-    for column in ("arch", "config", "generator", "discriminator(s)", "input", "paper"):
-        table.add_column(column, justify="right" if column in ("generator", "discriminator(s)") else "left")
+    table = Table(title="Architectures and configs (parameters)")
+    for column in ("arch", "config", "generator", "discriminator(s)"):
+        table.add_column(column, justify="right" if column in ("generator", "discriminator(s)") else "left", no_wrap=True)
     for row in rows:
         config = f"{row['config']} *" if row["default"] else row["config"]
-        table.add_row(row["arch"], config, f"{row['generator_params']:,}", f"{row['discriminator_params']:,}", row["input"], row["paper"])
+        table.add_row(row["arch"], config, f"{row['generator_params']:,}", f"{row['discriminator_params']:,}")
     stdout.print(table)
+    papers = Table(title="Papers and inputs")
+    for column in ("arch", "paper", "input"):
+        papers.add_column(column, no_wrap=column == "arch")
+    for name in dict.fromkeys(row["arch"] for row in rows):
+        first = next(row for row in rows if row["arch"] == name)
+        papers.add_row(name, first["paper"], first["input"])
+    stdout.print(papers)
     stdout.print("* the config that `--arch NAME` means (its bundled weights, when present)")
     if bundled:
         weights_table = Table(title=f"Bundled weights ({directory})")
@@ -442,8 +455,8 @@ def train(
 
     Examples:
 
+    \b
       inpaint train --arch glcic --data ~/pictures --out runs/glcic
-
       inpaint train --arch glcic --out runs/glcic --resume --steps 40000
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn

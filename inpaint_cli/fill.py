@@ -139,8 +139,8 @@ class Inpainter:
         """Fill of an array (padded to the size multiple, cropped back): float H x W x 3 in [0, 1]."""
         height, width = hole.shape
         multiple, minimum = self.model.size_multiple, self.model.min_size
-        image = torch.from_numpy(np.ascontiguousarray(_pad_to_multiple(rgb8, multiple, minimum))).permute(2, 0, 1)[None]
-        mask = torch.from_numpy(np.ascontiguousarray(_pad_to_multiple(hole, multiple, minimum)))[None, None]
+        image = torch.from_numpy(np.array(_pad_to_multiple(rgb8, multiple, minimum))).permute(2, 0, 1)[None]
+        mask = torch.from_numpy(np.array(_pad_to_multiple(hole, multiple, minimum)))[None, None]
         image = image.to(self.device).float().div_(255)
         mask = mask.to(self.device).float()
         use_autocast = self.device.type == "cuda" and any(True for _ in self.model.parameters())
@@ -239,6 +239,7 @@ class Inpainter:
         if not hole.any():
             return rgb8.copy(), None
         strategy = self.strategy_for(hole)
+        original, rgb8 = rgb8, np.where(hole[..., None], np.uint8(0), rgb8)  # no method sees the hole
         if attention:
             if not hasattr(self.model, "inpaint_with_attention"):
                 raise InpaintError(f"{self.label} has no attention map (DeepFill v1 and v2 do)")
@@ -251,10 +252,10 @@ class Inpainter:
             output = self._fill_resized(rgb8, hole)
         else:
             output = self._fill_crop(rgb8, hole)
-        filled = np.where(hole[..., None], (output * 255).round().clip(0, 255).astype(np.uint8), rgb8)
+        filled = np.where(hole[..., None], (output * 255).round().clip(0, 255).astype(np.uint8), original)
         if self.options.blend == "poisson":
-            filled = poisson_blend(rgb8, filled, hole)
-        return np.where(hole[..., None], filled, rgb8), flow
+            filled = poisson_blend(original, filled, hole)
+        return np.where(hole[..., None], filled, original), flow
 
     def __call__(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
         return self.fill(image, hole)[0]

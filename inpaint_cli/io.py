@@ -365,7 +365,10 @@ def _output_format(path: Path) -> str:
     return _FORMAT_BY_EXTENSION[extension]
 
 
-def _check_output_path(path: Path, overwrite: bool) -> None:
+def check_output_path(path: Path, overwrite: bool) -> None:
+    """Raise InpaintError unless `path` can be written: a known extension, a writable existing
+    folder, and no file there already (unless `overwrite`)."""
+    _output_format(path)
     if path.is_dir():
         raise InpaintError(f"{path} is a directory, expected an output file name")
     if path.exists() and not overwrite:
@@ -494,7 +497,7 @@ def write_image(
     file_format = _output_format(path)
     if not 1 <= quality <= 100:
         raise InpaintError(f"JPEG quality must be within 1-100, got {quality}")
-    _check_output_path(path, overwrite)
+    check_output_path(path, overwrite)
     sixteen_bit = image.rgb.dtype == np.uint16
     if sixteen_bit and file_format in ("BMP", "WEBP"):
         raise InpaintError(

@@ -14,6 +14,10 @@ from inpaint_cli.archs.base import ArchSpec
 from inpaint_cli.errors import InpaintError
 
 
+#: display order: the learned architectures by date, then the classical baselines
+ORDER = ("context-encoder", "glcic", "deepfill-v1", "deepfill-v2", "pconv", "aot-gan", "lama", "telea", "ns")
+
+
 @cache
 def _specs() -> dict[str, ArchSpec]:
     import inpaint_cli.archs as package
@@ -27,11 +31,12 @@ def _specs() -> dict[str, ArchSpec]:
             if spec.name in specs:
                 raise RuntimeError(f"architecture {spec.name!r} registered twice")
             specs[spec.name] = spec
-    return specs
+    rank = {name: index for index, name in enumerate(ORDER)}
+    return dict(sorted(specs.items(), key=lambda item: (rank.get(item[0], len(ORDER)), item[0])))
 
 
 def list_archs(learned: bool | None = None) -> list[str]:
-    """Registered names, learned ones first in registry order; `learned` filters."""
+    """Registered names in display order; `learned` filters."""
     return [
         name
         for name, spec in _specs().items()

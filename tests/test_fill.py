@@ -1,0 +1,122 @@
+"""fill.py: composite guarantee, padding, strategies, fixed-size windows, model resolution."""
+
+import numpy as np
+import pytest
+import torch
+
+from inpaint_cli.archs.base import InpaintModel
+from inpaint_cli.archs.glcic import CONFIGS, CompletionNetwork
+from inpaint_cli.checkpoint import export_release
+from inpaint_cli.errors import InpaintError
+from inpaint_cli.fill import FillOptions, Inpainter, LoadedModel, resolve_model
+from inpaint_cli.registry import get_arch
+
+
+def _glcic() -> LoadedModel:
+    torch.manual_seed(0)
+    return LoadedModel(CompletionNetwork(CONFIGS["tiny"]).eval(), get_arch("glcic"), "tiny", "glcic", {})
+
+
+class Recorder(InpaintModel):
+    """Fills with a constant grey and records the input sizes it saw."""
+
+    def __init__(self, fixed_size=None, size_multiple=1):
+        super().__init__()
+        self.fixed_size, self.size_multiple, self.seen = fixed_size, size_multiple, []
+
+    def inpaint(self, image, mask):
+        self.seen.append(tuple(image.shape[-2:]))
+        if self.fixed_size:
+            assert image.shape[-2:] == (self.fixed_size, self.fixed_size)
+        return torch.full_like(image, 0.5)
+
+
+def _two_holes(smooth_image):
+    hole = np.zeros(smooth_image.shape[:2], dtype=bool)
+    hole[10:30, 12:40] = True
+    hole[60:80, 90:120] = True
+    return hole
+
+
+@pytest.mark.parametrize("strategy", ["full", "crop", "resize"])
+def test_only_hole_pixels_change(smooth_image, strategy):
+    hole = _two_holes(smooth_image)
+    inpainter = Inpainter(_glcic(), "cpu", FillOptions(strategy=strategy, max_side=64, context=8))
+    filled, _ = inpainter.fill(smooth_image, hole)
+    assert filled.dtype == np.uint8 and filled.shape == smooth_image.shape
+    assert np.array_equal(filled[~hole], smooth_image[~hole])
+    assert (filled[hole] != smooth_image[hole]).any()
+
+
+def test_poisson_blend_keeps_known_pixels(smooth_image):
+    hole = _two_holes(smooth_image)
+    filled, _ = Inpainter(_glcic(), "cpu", FillOptions(blend="poisson")).fill(smooth_image, hole)
+    assert np.array_equal(filled[~hole], smooth_image[~hole])
+
+
+def test_odd_sizes_are_padded_to_the_multiple_and_cropped_back():
+    model = Recorder(size_multiple=8)
+    image = np.full((37, 53, 3), 200, np.uint8)
+    hole = np.zeros((37, 53), bool)
+    hole[5:9, 5:9] = True
+    filled, _ = Inpainter(LoadedModel(model, get_arch("glcic"), None, "rec", {}), "cpu").fill(image, hole)
+    assert model.seen == [(40, 56)]
+    assert filled.shape == image.shape
+    assert (filled[hole] == 128).all() and (filled[~hole] == 200).all()
+
+
+def test_crop_strategy_sends_windows_not_the_image(smooth_image):
+    model = Recorder()
+    options = FillOptions(strategy="crop", context=8)
+    Inpainter(LoadedModel(model, get_arch("glcic"), None, "rec", {}), "cpu", options).fill(smooth_image, _two_holes(smooth_image))
+    assert len(model.seen) == 2
+    assert all(h < smooth_image.shape[0] or w < smooth_image.shape[1] for h, w in model.seen)
+
+
+def test_fixed_size_models_get_scaled_windows_around_each_hole():
+    model = Recorder(fixed_size=32)
+    image = np.full((100, 150, 3), 10, np.uint8)
+    hole = np.zeros((100, 150), bool)
+    hole[5:15, 5:15] = True  # small: a 32 x 32 window
+    hole[40:90, 60:130] = True  # larger than the model's window: scaled
+    filled, _ = Inpainter(LoadedModel(model, get_arch("glcic"), None, "rec", {}), "cpu").fill(image, hole)
+    assert len(model.seen) == 2
+    assert (np.abs(filled[hole].astype(int) - 128) <= 1).all()
+    assert (filled[~hole] == 10).all()
+
+
+def test_empty_mask_returns_a_copy(smooth_image):
+    hole = np.zeros(smooth_image.shape[:2], bool)
+    filled, _ = Inpainter(_glcic(), "cpu").fill(smooth_image, hole)
+    assert np.array_equal(filled, smooth_image)
+
+
+def test_telea_fills_smooth_regions_closely(smooth_image):
+    hole = np.zeros(smooth_image.shape[:2], bool)
+    hole[40:50, 60:70] = True
+    filled, _ = Inpainter(resolve_model("telea", None)).fill(smooth_image, hole)
+    error = np.abs(filled.astype(int) - smooth_image)[hole].mean()
+    assert error < 12  # noise sigma 4 plus the gradients across a 10 px hole
+
+
+def test_model_resolution_rules(tmp_path, monkeypatch):
+    monkeypatch.setenv("INPAINT_WEIGHTS", str(tmp_path / "nowhere"))
+    monkeypatch.setattr("inpaint_cli.fill.weights_dir", lambda: None)
+    assert resolve_model(None, None).label == "telea"  # no bundled weights: the default is telea
+    assert resolve_model("ns", None).spec.name == "ns"
+    with pytest.raises(InpaintError, match="no bundled weights for glcic"):
+        resolve_model("glcic", None)
+    path = tmp_path / "mine.safetensors"
+    export_release(CompletionNetwork(CONFIGS["tiny"]), get_arch("glcic"), "tiny", CONFIGS["tiny"], path, {})
+    loaded = resolve_model(None, str(path))
+    assert (loaded.spec.name, loaded.config, loaded.label) == ("glcic", "tiny", "mine")
+    assert resolve_model("glcic", str(path)).config == "tiny"
+    with pytest.raises(InpaintError, match="for 'glcic', not 'lama'"):
+        resolve_model("lama", str(path))
+
+
+def test_bad_options_are_user_errors():
+    with pytest.raises(InpaintError, match="strategy"):
+        Inpainter(_glcic(), "cpu", FillOptions(strategy="tiles"))
+    with pytest.raises(InpaintError, match="blend"):
+        Inpainter(_glcic(), "cpu", FillOptions(blend="alpha"))

@@ -1,0 +1,100 @@
+"""The training loop: every registered architecture trains (tiny config) and its export fills;
+the loss falls; a resumed run equals a straight one."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from inpaint_cli.checkpoint import load_release
+from inpaint_cli.errors import InpaintError
+from inpaint_cli.fill import Inpainter, LoadedModel
+from inpaint_cli.registry import get_arch, list_archs
+from inpaint_cli.train import TrainSettings, start_training
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory):
+    """Eight smooth, textured 96 x 112 pictures (stripes and gradients of random colours)."""
+    folder = tmp_path_factory.mktemp("pictures")
+    rng = np.random.default_rng(1)
+    y, x = np.mgrid[0:96, 0:112].astype(np.float64)
+    for index in range(8):
+        colours = rng.uniform(40, 215, size=(2, 3))
+        blend = 0.5 + 0.5 * np.sin(x / rng.uniform(6, 20) + y / rng.uniform(8, 30))
+        image = colours[0] * blend[..., None] + colours[1] * (1 - blend[..., None])
+        Image.fromarray(image.clip(0, 255).astype(np.uint8)).save(folder / f"p{index}.png")
+    return folder
+
+
+def _settings(folder, out, arch, **overrides):
+    values = dict(arch=arch, out_dir=str(out), data_dirs=[str(folder)], config="tiny", size=64, batch=2,
+                  steps=6, checkpoint_every=0, sample_every=0, log_every=3, cache_side=64)
+    values.update(overrides)
+    return TrainSettings(**values)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", list_archs(learned=True))
+def test_every_architecture_trains_and_its_export_fills(arch, image_folder, tmp_path):
+    trainer = start_training(_settings(image_folder, tmp_path / arch, arch))
+    result = trainer.run()
+    assert result.step == 6
+    assert all(np.isfinite(v) for row in result.history for v in row.values())
+    model, spec, config, metadata = load_release(result.export_path)
+    assert (spec.name, config, metadata["step"]) == (arch, "tiny", "6")
+    assert json.loads(metadata["training_json"])["size"] == 64
+    image = np.asarray(Image.open(image_folder / "p0.png"))[:64, :64].copy()
+    hole = np.zeros((64, 64), bool)
+    hole[20:40, 16:44] = True
+    filled, _ = Inpainter(LoadedModel(model, spec, config, arch, metadata)).fill(image, hole)
+    assert np.array_equal(filled[~hole], image[~hole])
+
+
+def test_reconstruction_loss_falls(tmp_path):
+    """One picture (random crops and flips of it): the completion network learns its colours."""
+    folder = tmp_path / "one"
+    folder.mkdir()
+    y, x = np.mgrid[0:80, 0:96]
+    picture = np.stack([60 + x, 200 - y, 120 + 0 * x], axis=-1).astype(np.uint8)
+    Image.fromarray(picture).save(folder / "only.png")
+    settings = _settings(folder, tmp_path / "run", "glcic", steps=40, log_every=10, phase_steps=[40, 0], lr=3e-3, batch=4)
+    history = start_training(settings).run().history
+    first, last = history[0]["rec"], history[-1]["rec"]
+    assert last < 0.5 * first, history
+
+
+def test_resume_repeats_a_straight_run_exactly(image_folder, tmp_path):
+    # phases 3 (completion) + 2 (discriminator) + joint: the resume point falls inside phase 2
+    common = dict(steps=8, phase_steps=[3, 2])
+    straight = start_training(_settings(image_folder, tmp_path / "straight", "glcic", **common))
+    straight.run()
+    halves = start_training(_settings(image_folder, tmp_path / "halves", "glcic", **common), steps_override=4)
+    halves.settings.steps = 4
+    halves.run()
+    resumed = start_training(_settings(image_folder, tmp_path / "halves", "glcic", **common), resume=True, steps_override=8)
+    assert resumed.step == 4
+    resumed.run()
+    for name, tensor in straight.generator.state_dict().items():
+        torch.testing.assert_close(resumed.generator.state_dict()[name], tensor, rtol=1e-5, atol=1e-6, msg=name)
+    for name, tensor in straight.discriminator.state_dict().items():
+        torch.testing.assert_close(resumed.discriminator.state_dict()[name], tensor, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_an_existing_run_is_never_overwritten(image_folder, tmp_path):
+    start_training(_settings(image_folder, tmp_path / "run", "glcic", steps=2)).run()
+    with pytest.raises(InpaintError, match="already holds a training run"):
+        start_training(_settings(image_folder, tmp_path / "run", "glcic", steps=2))
+
+
+def test_bad_training_requests(image_folder, tmp_path):
+    with pytest.raises(InpaintError, match="no weights to train"):
+        start_training(_settings(image_folder, tmp_path / "a", "telea"))
+    with pytest.raises(InpaintError, match="not found"):
+        start_training(TrainSettings(arch="glcic", out_dir=str(tmp_path / "b"), data_dirs=[str(tmp_path / "none")], config="tiny"))
+    with pytest.raises(InpaintError, match="no training checkpoint"):
+        start_training(_settings(image_folder, tmp_path / "d", "glcic"), resume=True)
+    with pytest.raises(InpaintError, match="phase lengths expected"):
+        start_training(_settings(image_folder, tmp_path / "e", "glcic", phase_steps=[1]))
