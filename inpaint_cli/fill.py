@@ -18,9 +18,9 @@ import torch
 from inpaint_cli.archs.base import ArchSpec, InpaintModel
 from inpaint_cli.blend import poisson_blend
 from inpaint_cli.checkpoint import load_release
+from inpaint_cli.devices import pick_device
 from inpaint_cli.errors import InpaintError
 from inpaint_cli.registry import get_arch
-from inpaint_cli.devices import pick_device
 
 STRATEGIES = ("auto", "full", "crop", "resize")
 BLENDS = ("none", "poisson")
@@ -73,6 +73,7 @@ class LoadedModel:
 def resolve_model(arch: str | None, weights: str | None, device: torch.device | str = "cpu") -> LoadedModel:
     """DESIGN.md "Names": `--arch` alone loads its bundled weights, `--weights` alone its metadata's
     architecture, both must agree, neither means the default model of the manifest."""
+    device = pick_device(device) if isinstance(device, str) else device
     if weights is None and arch is None:
         default = read_manifest().get("default", "telea")
         if default.endswith(".safetensors"):
@@ -145,10 +146,13 @@ class Inpainter:
         mask = mask.to(self.device).float()
         use_autocast = self.device.type == "cuda" and any(True for _ in self.model.parameters())
         with torch.inference_mode(), torch.autocast(self.device.type, torch.bfloat16, enabled=use_autocast):
-            if attention:
-                output, flow = self.model.inpaint_with_attention(image, mask)
-            else:
-                output, flow = self.model.inpaint(image, mask), None
+            try:
+                if attention:
+                    output, flow = self.model.inpaint_with_attention(image, mask)
+                else:
+                    output, flow = self.model.inpaint(image, mask), None
+            except ValueError as error:  # an input the architecture cannot take (archs raise ValueError)
+                raise InpaintError(f"{self.label}: {error}") from None
         output = output.float().clamp(0, 1)[0, :, :height, :width].permute(1, 2, 0).cpu().numpy()
         if flow is not None:
             flow = (flow.float().clamp(0, 1)[0, :, :height, :width].permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from inpaint_cli.archs.base import TrainOptions, count_parameters
-from inpaint_cli.archs.glcic import CONFIGS, CompletionNetwork, ContextDiscriminator, GLCICRecipe, hole_patches
+from inpaint_cli.archs.glcic import CONFIGS, CompletionNetwork, ContextDiscriminator, GLCICRecipe
+from inpaint_cli.layers.crops import crop, hole_patch_corners
 
 
 def test_paper_parameter_counts():
@@ -57,7 +58,7 @@ def test_local_patch_is_centred_on_the_hole_and_clamped():
     mask = torch.zeros(2, 1, 64, 64)
     mask[0, :, 20:30, 24:34] = 1  # centre (25, 29)
     mask[1, :, 0:6, 58:64] = 1  # corner: clamped inside
-    patches = hole_patches(images, mask, 32)
+    patches = crop(images, hole_patch_corners(mask, 32), 32)
     assert patches.shape == (2, 3, 32, 32)
     assert patches[0, 0, 0, 0] == images[0, 0, 25 - 16, 29 - 16]
     assert patches[1, 0, 0, 0] == images[1, 0, 0, 32]

@@ -11,7 +11,7 @@ from PIL import Image
 from inpaint_cli.checkpoint import load_release
 from inpaint_cli.errors import InpaintError
 from inpaint_cli.fill import Inpainter, LoadedModel
-from inpaint_cli.registry import get_arch, list_archs
+from inpaint_cli.registry import list_archs
 from inpaint_cli.train import TrainSettings, start_training
 
 

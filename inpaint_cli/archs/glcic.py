@@ -18,6 +18,7 @@ from torch import nn
 
 from inpaint_cli.archs.base import ArchSpec, InpaintModel, Phase, TrainingRecipe, TrainOptions
 from inpaint_cli.layers.adversarial import bce_discriminator_loss, bce_generator_loss
+from inpaint_cli.layers.crops import crop, hole_patch_corners
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 
@@ -135,24 +136,6 @@ class ContextDiscriminator(nn.Module):
         return self.head(features)
 
 
-def hole_patches(images: torch.Tensor, mask: torch.Tensor, size: int) -> torch.Tensor:
-    """Square patches of side `size` centred on each sample's hole bounding box, clamped inside."""
-    height, width = images.shape[-2:]
-    patches = []
-    for image, hole in zip(images, mask):
-        rows = hole[0].amax(dim=1).nonzero()
-        cols = hole[0].amax(dim=0).nonzero()
-        if len(rows):
-            centre_y = int(rows[0] + rows[-1] + 1) // 2
-            centre_x = int(cols[0] + cols[-1] + 1) // 2
-        else:
-            centre_y, centre_x = height // 2, width // 2
-        top = min(max(centre_y - size // 2, 0), height - size)
-        left = min(max(centre_x - size // 2, 0), width - size)
-        patches.append(image[:, top : top + size, left : left + size])
-    return torch.stack(patches)
-
-
 class GLCICRecipe(TrainingRecipe):
     """Algorithm 1: T_C = 90,000 MSE steps, T_D = 10,000 critic steps, 400,000 joint steps,
     scaled to `--steps`. Holes: one rectangle per image with sides in [96, 128] at 256 px (scaled).
@@ -185,7 +168,8 @@ class GLCICRecipe(TrainingRecipe):
         return {"generator": make(generator.parameters()), "discriminator": make(discriminator.parameters())}
 
     def _critic(self, discriminator, images, mask):
-        return discriminator(images, hole_patches(images, mask, self.options.size // 2))
+        size = self.options.size // 2
+        return discriminator(images, crop(images, hole_patch_corners(mask, size), size))
 
     def discriminator_loss(self, discriminator, image, mask, output):
         completed = image * (1 - mask) + output.detach() * mask

@@ -22,8 +22,8 @@ import torch
 from PIL import Image
 
 from inpaint_cli.archs.base import Phase, TrainingRecipe, TrainOptions
-from inpaint_cli.devices import pick_device
 from inpaint_cli.checkpoint import export_release, load_release, load_training_state, save_training_state
+from inpaint_cli.devices import pick_device
 from inpaint_cli.errors import InpaintError
 from inpaint_cli.registry import get_arch, get_config
 from inpaint_cli.train.data import BatchSampler, ImageCache, find_training_images

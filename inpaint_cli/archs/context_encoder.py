@@ -1,0 +1,301 @@
+"""Context Encoder (Pathak, Krähenbühl, Donahue, Darrell, Efros, "Context Encoders: Feature
+Learning by Inpainting", CVPR 2016; ARCHITECTURES.md §1).
+
+An encoder-decoder regresses the missing pixels of a fixed-size window whose hole is filled with
+the mean colour: strided 4 x 4 convolutions down to 4 x 4, a 4000-d bottleneck (a full 4 x 4
+convolution, as in the released models) or the paper's channel-wise fully connected layer, then
+up-convolutions. The centre model (`train.lua`) predicts the centred half-size square, the
+random-region model (`train_random.lua`) the whole window. Trained with a masked L2 whose overlap
+band (context pixels inside the predicted region) weighs 10x, plus a DCGAN adversarial loss on
+the predicted region only: 0.999 L2 + 0.001 adversarial, Adam beta1 = 0.5, G lr = 10 x D lr.
+
+Follows the official code except: conv biases are learned (the code resets them to zero before
+every step; they are counted in the paper's parameter totals and start at zero here).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from inpaint_cli.archs.base import ArchSpec, InpaintModel, Phase, TrainingRecipe, TrainOptions
+from inpaint_cli.layers.adversarial import bce_discriminator_loss, bce_generator_loss
+from inpaint_cli.layers.channelwise_fc import ChannelwiseFC
+
+
+@dataclass(frozen=True)
+class ContextEncoderConfig:
+    region: str = "center"  # "center": predicts the centred half-size square; "random": the window
+    image_size: int = 128  # the fixed input window (fineSize)
+    channels: int = 64  # nef = ngf: width of the first encoder layer
+    bottleneck: int = 4000  # latent width of the full 4 x 4 convolution (nBottleneck)
+    bottleneck_kind: str = "conv"  # "conv" (released models) or "channelwise-fc" (paper §3.1)
+    discriminator_channels: int = 64  # ndf
+    mean_color: tuple[float, float, float] = (117 / 255, 104 / 255, 123 / 255)  # ImageNet mean, RGB
+    overlap: int = 4  # centre model: context ring inside the predicted square, px (overlapPred)
+    overlap_weight: float = 10.0  # L2 weight of predicted context pixels relative to hole pixels
+    reconstruction_weight: float = 0.999  # wtl2
+    adversarial_weight: float = 0.001
+    lr: float = 2e-3  # generator learning rate (official code: 10 x the discriminator's 2e-4)
+    discriminator_lr_ratio: float = 0.1
+    beta1: float = 0.5
+
+
+def _widths(size: int, channels: int) -> tuple[int, ...]:
+    """Widths of the stride-2 4 x 4 convolutions taking `size` down to 4: ..., c, c, 2c, 4c, 8c."""
+    layers = int(math.log2(size)) - 2
+    return tuple(channels * 2 ** max(0, i - (layers - 4)) for i in range(layers))
+
+
+def _down_stack(widths: tuple[int, ...]) -> list[nn.Module]:
+    """Conv 4 x 4 stride 2 + LeakyReLU(0.2), batch norm on all but the first (encoder and D)."""
+    layers: list[nn.Module] = []
+    in_channels = 3
+    for i, width in enumerate(widths):
+        layers.append(nn.Conv2d(in_channels, width, 4, 2, 1))
+        if i:
+            layers.append(nn.BatchNorm2d(width))
+        layers.append(nn.LeakyReLU(0.2))
+        in_channels = width
+    return layers
+
+
+def _init_dcgan(module: nn.Module) -> None:
+    """Official init: conv weights ~ N(0, 0.02), batch-norm scales ~ N(1, 0.02), biases 0."""
+    for layer in module.modules():
+        if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(layer.weight, 0.0, 0.02)
+            nn.init.zeros_(layer.bias)
+        elif isinstance(layer, nn.BatchNorm2d):
+            nn.init.normal_(layer.weight, 1.0, 0.02)
+            nn.init.zeros_(layer.bias)
+
+
+def _region_bounds(config: ContextEncoderConfig) -> tuple[int, int]:
+    """First and last + 1 row (= column) of the predicted region: the centred half-size square
+    (centre model) or the whole window (random model)."""
+    size = config.image_size
+    return (size // 4, 3 * size // 4) if config.region == "center" else (0, size)
+
+
+def _check(config: ContextEncoderConfig) -> None:
+    if config.region not in ("center", "random"):
+        raise ValueError(f"region must be 'center' or 'random', got {config.region!r}")
+    if config.bottleneck_kind not in ("conv", "channelwise-fc"):
+        raise ValueError(
+            f"bottleneck_kind must be 'conv' or 'channelwise-fc', got {config.bottleneck_kind!r}"
+        )
+    size = config.image_size
+    if size < 32 or size & (size - 1):
+        raise ValueError(f"image_size must be a power of two >= 32, got {size}")
+
+
+class ContextEncoder(InpaintModel):
+    """The generator: window N x 3 x S x S in [-1, 1] (hole = mean colour) -> region in [-1, 1].
+
+    The region is the centred S/2 square (centre model) or the whole window (random model).
+    """
+
+    def __init__(self, config: ContextEncoderConfig) -> None:
+        super().__init__()
+        _check(config)
+        self.config = config
+        self.fixed_size = self.size_multiple = config.image_size
+        start, stop = _region_bounds(config)
+        self.output_size = stop - start
+        widths = _widths(config.image_size, config.channels)
+        up_widths = _widths(self.output_size, config.channels)[::-1]
+        self.encoder = nn.Sequential(*_down_stack(widths))
+        if config.bottleneck_kind == "conv":  # E6 + D1: 4 x 4 -> 1 x 1 -> 4 x 4
+            self.bottleneck = nn.Sequential(
+                nn.Conv2d(widths[-1], config.bottleneck, 4),
+                nn.BatchNorm2d(config.bottleneck),
+                nn.LeakyReLU(0.2),
+                nn.ConvTranspose2d(config.bottleneck, up_widths[0], 4),
+                nn.BatchNorm2d(up_widths[0]),
+                nn.ReLU(),
+            )
+        else:  # each 4 x 4 map through its own 16 x 16 matrix, then a 1 x 1 conv mixing channels
+            self.bottleneck = nn.Sequential(
+                ChannelwiseFC(widths[-1], 4),
+                nn.Conv2d(widths[-1], up_widths[0], 1),
+                nn.BatchNorm2d(up_widths[0]),
+                nn.ReLU(),
+            )
+        decoder: list[nn.Module] = []
+        for in_channels, out_channels in zip(up_widths, up_widths[1:]):
+            decoder += [
+                nn.ConvTranspose2d(in_channels, out_channels, 4, 2, 1),
+                nn.BatchNorm2d(out_channels),
+                nn.ReLU(),
+            ]
+        decoder += [nn.ConvTranspose2d(up_widths[-1], 3, 4, 2, 1), nn.Tanh()]
+        self.decoder = nn.Sequential(*decoder)
+        _init_dcgan(self)
+        mean_color = torch.tensor(config.mean_color).view(1, 3, 1, 1)
+        self.register_buffer("mean_color", mean_color, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.bottleneck(self.encoder(x)))
+
+    def predict(self, image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The raw region prediction ([-1, 1]) and the window with it pasted in ([0, 1])."""
+        x = (image * 2 - 1) * (1 - mask) + (self.mean_color * 2 - 1) * mask
+        region = self(x)
+        start, stop = _region_bounds(self.config)
+        filled = image.clone()
+        filled[..., start:stop, start:stop] = ((region + 1) / 2).clamp(0, 1).to(image.dtype)
+        return region, filled
+
+    def inpaint(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        size = self.config.image_size
+        if tuple(image.shape[-2:]) != (size, size):
+            shape = tuple(image.shape[-2:])
+            raise ValueError(f"the Context Encoder fills {size} x {size} windows, got {shape}")
+        mask = (mask > 0.5).to(image.dtype)
+        start, stop = _region_bounds(self.config)
+        outside = mask.clone()
+        outside[..., start:stop, start:stop] = 0
+        if bool(outside.any()):
+            raise ValueError(
+                f"the centre Context Encoder fills only holes inside the centred {self.output_size} x"
+                f" {self.output_size} square of its window; use a random-region config"
+            )
+        return self.predict(image, mask)[1]
+
+
+class ContextEncoderDiscriminator(nn.Module):
+    """DCGAN discriminator on the predicted region only (S/2 or S square) -> one logit each."""
+
+    def __init__(self, config: ContextEncoderConfig) -> None:
+        super().__init__()
+        _check(config)
+        start, stop = _region_bounds(config)
+        widths = _widths(stop - start, config.discriminator_channels)
+        self.net = nn.Sequential(*_down_stack(widths), nn.Conv2d(widths[-1], 1, 4))
+        _init_dcgan(self)
+
+    def forward(self, region: torch.Tensor) -> torch.Tensor:
+        return self.net(region).flatten()
+
+
+class ContextEncoderRecipe(TrainingRecipe):
+    """One phase, one D step per G step (official `train.lua`, `train_random.lua`).
+
+    Loss: `wtl2 * mean(w * (pred - target)^2) + (1 - wtl2) * BCE`, w = 1 on hole pixels and
+    `overlap_weight` (10) on the other pixels of the predicted region: the `overlap`-px band of the
+    centre model (whose training hole is cropped to the centre square less that band: the inner
+    56 x 56 of the 64 x 64 centre), every known pixel of the random model (`useOverlapPred`).
+    """
+
+    critic_steps = 1
+
+    def __init__(self, config: ContextEncoderConfig, options: TrainOptions) -> None:
+        super().__init__(config, options)
+        if options.size != config.image_size:
+            raise ValueError(
+                f"context-encoder trains on its {config.image_size} x {config.image_size} window:"
+                f" pass --size {config.image_size}"
+            )
+        self.mask_kinds = (("ce-center", 1.0),) if config.region == "center" else (("ce-random", 1.0),)
+
+    def phases(self) -> list[Phase]:
+        return [Phase("adversarial", None, train_generator=True, train_discriminator=True)]
+
+    def build_discriminator(self) -> nn.Module:
+        return ContextEncoderDiscriminator(self.config)
+
+    def optimizers(
+        self, generator: nn.Module, discriminator: nn.Module | None
+    ) -> dict[str, torch.optim.Optimizer]:
+        lr = self.options.lr or self.config.lr
+        betas = (self.config.beta1, 0.999)
+        optimizers = {"generator": torch.optim.Adam(generator.parameters(), lr, betas=betas)}
+        if discriminator is not None:
+            lr_d = lr * self.config.discriminator_lr_ratio
+            optimizers["discriminator"] = torch.optim.Adam(discriminator.parameters(), lr_d, betas=betas)
+        return optimizers
+
+    def _hole(self, mask: torch.Tensor) -> torch.Tensor:
+        """The training hole: the centre model's is cropped to the centre square less its ring."""
+        if self.config.region == "random":
+            return mask
+        start, stop = _region_bounds(self.config)
+        ring = self.config.overlap
+        inner = torch.zeros_like(mask)
+        inner[..., start + ring : stop - ring, start + ring : stop - ring] = 1
+        return mask * inner
+
+    def generate(
+        self, generator: ContextEncoder, image: torch.Tensor, mask: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        region, filled = generator.predict(image, self._hole(mask))
+        return {"region": region, "filled": filled}
+
+    def prediction(self, output: dict[str, torch.Tensor]) -> torch.Tensor:
+        return output["filled"]
+
+    def _region(self, x: torch.Tensor) -> torch.Tensor:
+        start, stop = _region_bounds(self.config)
+        return x[..., start:stop, start:stop]
+
+    def discriminator_loss(
+        self,
+        discriminator: nn.Module,
+        image: torch.Tensor,
+        mask: torch.Tensor,
+        output: dict[str, torch.Tensor],
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        real = discriminator(self._region(image * 2 - 1))
+        fake = discriminator(output["region"].detach())
+        loss = bce_discriminator_loss(real, fake)
+        return loss, {"d_bce": loss.item()}
+
+    def generator_loss(
+        self,
+        discriminator: nn.Module | None,
+        image: torch.Tensor,
+        mask: torch.Tensor,
+        output: dict[str, torch.Tensor],
+        phase: Phase,
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        region, target = output["region"], self._region(image * 2 - 1)
+        hole = self._region(self._hole(mask))
+        weights = hole + self.config.overlap_weight * (1 - hole)
+        rec = (weights * (region.float() - target) ** 2).mean()
+        loss = self.config.reconstruction_weight * rec
+        logs = {"rec": rec.item()}
+        if phase.train_discriminator and discriminator is not None:
+            adv = bce_generator_loss(discriminator(region))
+            loss = loss + self.config.adversarial_weight * adv
+            logs["adv"] = adv.item()
+        return loss, logs
+
+
+CONFIGS = {
+    "paper": ContextEncoderConfig(),
+    "paper-random": ContextEncoderConfig(region="random"),
+    "half": ContextEncoderConfig(
+        region="random", channels=32, bottleneck=2000, discriminator_channels=32
+    ),
+    "tiny": ContextEncoderConfig(
+        region="random", image_size=64, channels=8, bottleneck=64, discriminator_channels=8
+    ),
+}
+
+SPECS = (
+    ArchSpec(
+        name="context-encoder",
+        title="Pathak et al., CVPR 2016",
+        input_note="fixed windows around each hole (128 x 128; tiny: 64), mean-colour fill;"
+        " paper (centre): holes inside the centred 64 x 64 only",
+        build_generator=ContextEncoder,
+        configs=CONFIGS,
+        default_config="paper-random",
+        build_discriminator=ContextEncoderDiscriminator,
+        recipe=ContextEncoderRecipe,
+    ),
+)

@@ -1,0 +1,147 @@
+"""DeepFill v2 (Yu, Lin, Yang, Shen, Lu, Huang, "Free-Form Image Inpainting with Gated
+Convolution", ICCV 2019; ARCHITECTURES.md §4).
+
+DeepFill v1's coarse-to-fine generator and contextual attention with every convolution gated
+(`inpaint_cli.layers.deepfill` with `GatedConv2d`: output = half the conv width), tanh outputs and
+a 3-channel stage-2 input. One spectral-normalised PatchGAN (SN-PatchGAN) on `cat(image, mask)`
+with a hinge loss on every output element replaces v1's two WGAN critics; the generator loss is
+plain L1 on both stages plus the GAN loss, 1 : 1. Adam lr 1e-4, betas (0.5, 0.999), one D step
+per G step, free-form strokes united with a bbox hole (official master `inpaint_model.py`).
+Masks are per image (the official code shares one mask across the batch).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+from inpaint_cli.archs.base import ArchSpec, InpaintModel, Phase, TrainingRecipe, TrainOptions
+from inpaint_cli.layers.adversarial import hinge_discriminator_loss, hinge_generator_loss
+from inpaint_cli.layers.deepfill import CoarseToFineInpainter, CoarseToFineTraining, glorot_init
+from inpaint_cli.layers.gated_conv import GatedConv2d
+
+
+@dataclass(frozen=True)
+class DeepFillV2Config:
+    channels: int = 48  # cnum: width of the first gated conv (24 output channels)
+    critic_channels: int = 64  # width of the SN-PatchGAN's first conv
+    softmax_scale: float = 10.0  # contextual attention
+    l1_weight: float = 1.0  # l1_loss_alpha, on each stage
+    adversarial_weight: float = 1.0  # gan_loss_alpha
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+
+
+class DeepFillV2(CoarseToFineInpainter, InpaintModel):
+    """The v2 generator; `inpaint_with_attention` also returns the attention map."""
+
+    size_multiple = 8
+
+    def __init__(self, config: DeepFillV2Config) -> None:
+        if config.channels % 4:
+            raise ValueError(f"DeepFill v2 needs channels divisible by 4, got {config.channels}")
+        super().__init__(
+            GatedConv2d,
+            config.channels,
+            refine_with_mask=False,
+            output="tanh",
+            flow_upsample="bilinear",
+            softmax_scale=config.softmax_scale,
+        )
+
+
+class SNPatchGAN(nn.Module):
+    """Six spectral-normalised 5 x 5 stride-2 convs with LeakyReLU(0.2) after each; every element
+    of the final map is one GAN output (`build_sn_patch_gan_discriminator`)."""
+
+    def __init__(self, channels: int = 64, in_channels: int = 4) -> None:
+        super().__init__()
+        c = channels
+        layers: list[nn.Module] = []
+        for width in (c, 2 * c, 4 * c, 4 * c, 4 * c, 4 * c):
+            conv = nn.Conv2d(in_channels, width, 5, 2, 2)
+            glorot_init(conv)
+            layers += [spectral_norm(conv), nn.LeakyReLU(0.2)]
+            in_channels = width
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([image, mask], dim=1)).flatten(1)
+
+
+def build_discriminator(config: DeepFillV2Config) -> SNPatchGAN:
+    return SNPatchGAN(config.critic_channels)
+
+
+class DeepFillV2Recipe(CoarseToFineTraining, TrainingRecipe):
+    """Hinge SN-PatchGAN, 1 : 1 updates. L_G = adv + (mean|x - x1| + mean|x - x2|);
+    L_D = 0.5 mean relu(1 - D(x)) + 0.5 mean relu(1 + D(x_hat)), x_hat the composite."""
+
+    mask_kinds = (("deepfill-v2", 1.0),)
+    critic_steps = 1
+
+    def __init__(self, config: DeepFillV2Config, options: TrainOptions) -> None:
+        super().__init__(config, options)
+        if options.size % 8:
+            raise ValueError(
+                f"deepfill-v2 trains on sizes that are multiples of 8, got --size {options.size}"
+            )
+
+    def phases(self) -> list[Phase]:
+        return [Phase("adversarial", None, train_generator=True, train_discriminator=True)]
+
+    def build_discriminator(self) -> nn.Module:
+        return build_discriminator(self.config)
+
+    def discriminator_loss(
+        self,
+        discriminator: nn.Module,
+        image: torch.Tensor,
+        mask: torch.Tensor,
+        output: dict[str, torch.Tensor],
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        real, fake = self.real_and_completed(image, mask, output["refined"].detach())
+        loss = hinge_discriminator_loss(discriminator(real, mask), discriminator(fake, mask))
+        return loss, {"d_hinge": loss.item()}
+
+    def generator_loss(
+        self,
+        discriminator: nn.Module | None,
+        image: torch.Tensor,
+        mask: torch.Tensor,
+        output: dict[str, torch.Tensor],
+        phase: Phase,
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        real, completed = self.real_and_completed(image, mask, output["refined"])
+        coarse, refined = output["coarse"].float(), output["refined"].float()
+        rec = self.config.l1_weight * ((real - coarse).abs().mean() + (real - refined).abs().mean())
+        logs = {"rec": rec.item()}
+        loss = rec
+        if phase.train_discriminator and discriminator is not None:
+            adv = hinge_generator_loss(discriminator(completed, mask))
+            loss = loss + self.config.adversarial_weight * adv
+            logs["adv"] = adv.item()
+        return loss, logs
+
+
+CONFIGS = {
+    "paper": DeepFillV2Config(),
+    "half": DeepFillV2Config(channels=24, critic_channels=32),
+    "tiny": DeepFillV2Config(channels=8, critic_channels=8),
+}
+
+SPECS = (
+    ArchSpec(
+        name="deepfill-v2",
+        title="Yu et al., ICCV 2019",
+        input_note="any size (padded to a multiple of 8); RGB + ones + mask, gated convolutions",
+        build_generator=DeepFillV2,
+        configs=CONFIGS,
+        default_config="paper",
+        build_discriminator=build_discriminator,
+        recipe=DeepFillV2Recipe,
+    ),
+)

@@ -1,0 +1,269 @@
+"""Contextual attention (Yu et al., "Generative Image Inpainting with Contextual Attention",
+CVPR 2018, §3.2; ARCHITECTURES.md §3, steps 1-8) and the flow colour wheel that shows where it
+looked.
+
+Every position of a feature map is rebuilt from the known ("background") 3 x 3 patches of the same
+map, matched by cosine similarity at half resolution, and pasted back as 4 x 4 patches at full
+resolution. It follows the official `contextual_attention` (ksize 3, stride 1, rate 2, fuse_k 3),
+with two deliberate differences:
+
+- each batch element uses its own mask (the official code reads the mask of element 0 only);
+- foreground positions are processed in rectangular tiles, so memory stays bounded at any size
+  (the official code holds the full L x L score matrix: 65,536^2 floats, 17 GB, for a 2048 x 2048
+  image). Tiling is exact: the fuse step sums each score with its diagonal neighbours in row-major
+  and then column-major order, so a tile also computes the raw scores of the positions around it
+  (a one-position halo, plus the wrap-around neighbours at the ends of rows and columns).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+#: background patches are divided by max(norm, this) (the official escape epsilon)
+PATCH_NORM_ESCAPE = 1e-4
+#: default bound on the score-matrix elements of one tile (64 MB in float32)
+DEFAULT_MAX_SCORES = 2**24
+
+
+class ContextualAttention(nn.Module):
+    """Parameter-free module around `contextual_attention` (see there)."""
+
+    def __init__(
+        self,
+        softmax_scale: float = 10.0,
+        fuse: bool = True,
+        chunk_size: int | None = None,
+        max_scores: int = DEFAULT_MAX_SCORES,
+    ) -> None:
+        super().__init__()
+        self.softmax_scale = softmax_scale
+        self.fuse = fuse
+        self.chunk_size = chunk_size
+        self.max_scores = max_scores
+
+    def forward(self, features: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return contextual_attention(
+            features, mask, self.softmax_scale, self.fuse, self.chunk_size, self.max_scores
+        )
+
+
+def contextual_attention(
+    features: torch.Tensor,
+    mask: torch.Tensor,
+    softmax_scale: float = 10.0,
+    fuse: bool = True,
+    chunk_size: int | None = None,
+    max_scores: int = DEFAULT_MAX_SCORES,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rebuild `features` (N x C x H x W, H and W even) from the patches outside `mask`.
+
+    `mask` is N x 1 x H x W, 1 = hole. Returns the rebuilt map (it replaces the whole input, known
+    region included) and the attention offsets, N x 2 x H/2 x W/2 integers (row, column) from
+    each matching position to its best background patch, in half-resolution pixels.
+    `chunk_size` is the number of foreground positions per tile; by default tiles are as large
+    as `max_scores` score elements allow. Runs in float32 even under autocast.
+    """
+    height, width = features.shape[-2:]
+    if height % 2 or width % 2:
+        raise ValueError(f"contextual attention needs an even feature size, got {height} x {width}")
+    with torch.autocast(features.device.type, enabled=False):
+        results = [
+            _attend(f.float(), m.float(), softmax_scale, fuse, chunk_size, max_scores)
+            for f, m in zip(features, mask)
+        ]
+    rebuilt = torch.stack([r[0] for r in results]).to(features.dtype)
+    offsets = torch.stack([r[1] for r in results])
+    return rebuilt, offsets
+
+
+class _Neighbours(NamedTuple):
+    """Previous and next position of each flat (row-major) position in row-major and in
+    column-major order, as index tensors of length L + 1 in which L (and entry L) means "none";
+    `column_order[k]` is the k-th position in column-major order."""
+
+    row_prev: torch.Tensor
+    row_next: torch.Tensor
+    col_prev: torch.Tensor
+    col_next: torch.Tensor
+    column_order: torch.Tensor
+
+
+def _neighbours(height: int, width: int, device: torch.device) -> _Neighbours:
+    size = height * width
+    index = torch.arange(size, device=device)
+    none = torch.full((1,), size, device=device)
+    row_prev = torch.cat([none, index[:-1], none])
+    row_next = torch.cat([index[1:], none, none])
+    column_order = index.view(height, width).t().reshape(-1)
+    col_prev = torch.full((size + 1,), size, device=device)
+    col_next = torch.full((size + 1,), size, device=device)
+    col_prev[column_order[1:]] = column_order[:-1]
+    col_next[column_order[:-1]] = column_order[1:]
+    return _Neighbours(row_prev, row_next, col_prev, col_next, column_order)
+
+
+def _tiles(height: int, width: int, positions: int) -> list[tuple[int, int, int, int]]:
+    """(top, bottom, left, right) of rectangles of at most `positions` cells covering the grid."""
+    if positions >= height * width:
+        return [(0, height, 0, width)]
+    tile_width = min(width, max(1, math.isqrt(positions)))
+    tile_height = max(1, positions // tile_width)
+    return [
+        (top, min(top + tile_height, height), left, min(left + tile_width, width))
+        for top in range(0, height, tile_height)
+        for left in range(0, width, tile_width)
+    ]
+
+
+def _tile_positions(size: int, chunk_size: int | None, max_scores: int) -> int:
+    """Foreground positions per tile: a square whose haloed score rows fit in `max_scores`."""
+    if chunk_size is not None:
+        return max(1, chunk_size)
+    rows = max_scores // size
+    if rows >= size:
+        return size
+    side = max(1, math.isqrt(rows) - 2)
+    return side * side
+
+
+def _attend(
+    features: torch.Tensor,
+    mask: torch.Tensor,
+    softmax_scale: float,
+    fuse: bool,
+    chunk_size: int | None,
+    max_scores: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One batch element: features C x H x W, mask 1 x H x W.
+
+    Score columns (background patches) are kept in column-major order, along which the fuse's
+    second pass shifts; `raw` and `valid` follow that order.
+    """
+    channels, height, width = features.shape
+    rows, cols = height // 2, width // 2
+    size = rows * cols
+    neighbours = _neighbours(rows, cols, features.device)
+    order = neighbours.column_order
+    # 1. raw 4 x 4 patches at stride 2 (SAME padding): what gets pasted
+    raw = F.unfold(features[None], 4, padding=1, stride=2)[0].t()[order]  # L x C*16
+    # 2. matching at half resolution (nearest): one 3 x 3 patch per position, zero padding
+    patches = F.unfold(features[None, :, ::2, ::2], 3, padding=1)[0].t()  # L x C*9
+    # 3. a background patch is valid if its 3 x 3 window touches no hole
+    hole_windows = F.unfold(mask[None, :, ::2, ::2], 3, padding=1)[0]
+    valid = (hole_windows.sum(0) == 0).to(features.dtype)[order]
+    # 4. cosine-like similarity: background patches normalised, foreground not
+    filters = patches / patches.norm(dim=1, keepdim=True).clamp_min(PATCH_NORM_ESCAPE)
+
+    padded = features.new_zeros(channels, height + 2, width + 2)
+    offsets = torch.empty(2, rows, cols, dtype=torch.long, device=features.device)
+    for top, bottom, left, right in _tiles(rows, cols, _tile_positions(size, chunk_size, max_scores)):
+        tile_rows = torch.arange(top, bottom, device=features.device)
+        tile_cols = torch.arange(left, right, device=features.device)
+        tile = (tile_rows[:, None] * cols + tile_cols[None, :]).reshape(-1)
+        if fuse:  # 5. fuse
+            scores = _fused_scores(patches, filters, tile, neighbours)
+        else:
+            scores = patches[tile] @ filters[order].t()
+        # 6. softmax over background patches; invalid ones get logit 0, then weight 0
+        attention = torch.softmax(scores * valid * softmax_scale, dim=1) * valid
+        # 8. offsets of the best match
+        best = order[attention.argmax(dim=1)].view(bottom - top, right - left)
+        offsets[0, top:bottom, left:right] = best // cols - tile_rows[:, None]
+        offsets[1, top:bottom, left:right] = best % cols - tile_cols[None, :]
+        # 7. paste 4 x 4 raw patches at stride 2 (a transposed convolution), tile by tile
+        values = attention @ raw  # tile x C*16
+        strip_size = (2 * (bottom - top) + 2, 2 * (right - left) + 2)
+        strip = F.fold(values.t()[None], strip_size, 4, stride=2)[0]
+        padded[:, 2 * top : 2 * bottom + 2, 2 * left : 2 * right + 2] += strip
+    # each pixel is covered by 2 x 2 patches: / 4 averages them (border pixels by fewer, as official)
+    return padded[:, 1:-1, 1:-1] / 4, offsets
+
+
+def _fused_scores(
+    patches: torch.Tensor, filters: torch.Tensor, tile: torch.Tensor, neighbours: _Neighbours
+) -> torch.Tensor:
+    """Scores of the `tile` positions after both fuse passes (3 x 3 identity kernel over the
+    [foreground x background] score image, row-major then column-major), exact at any tiling.
+    Columns come out in column-major order."""
+    size = len(filters)
+    none = torch.full((1,), size, device=tile.device)
+    needed = _with_neighbours(tile, neighbours.col_prev, neighbours.col_next)
+    computed = _with_neighbours(needed, neighbours.row_prev, neighbours.row_next)
+    # raw scores, plus a zero last row read by positions that have no previous / next one
+    scores = torch.cat([patches[computed], patches.new_zeros(1, patches.shape[1])]) @ filters.t()
+    needed_and_none = torch.cat([needed, none])
+    scores = _diagonal_sum(scores, computed, needed_and_none, neighbours.row_prev, neighbours.row_next)
+    scores = scores[:, neighbours.column_order]
+    return _diagonal_sum(scores, needed, tile, neighbours.col_prev, neighbours.col_next)
+
+
+def _with_neighbours(positions: torch.Tensor, prev: torch.Tensor, next_: torch.Tensor) -> torch.Tensor:
+    size = len(prev) - 1
+    found = torch.unique(torch.cat([positions, prev[positions], next_[positions]]))
+    return found[found < size]
+
+
+def _diagonal_sum(
+    scores: torch.Tensor,
+    rows: torch.Tensor,
+    targets: torch.Tensor,
+    prev: torch.Tensor,
+    next_: torch.Tensor,
+) -> torch.Tensor:
+    """s'(t, k) = s(prev t, k - 1) + s(t, k) + s(next t, k + 1) for t in `targets`, k along the
+    columns (zero past either end).
+
+    `scores` holds s(p, .) for the positions `rows`, then a zero row, which "none" (index L)
+    reads; the columns must be in the order that `prev` and `next_` follow.
+    """
+    size = len(prev) - 1
+    row_of = torch.full((size + 1,), len(rows), device=scores.device)
+    row_of[rows] = torch.arange(len(rows), device=scores.device)
+    summed = scores.index_select(0, row_of[targets])
+    summed[:, 1:] += scores.index_select(0, row_of[prev[targets]])[:, :-1]
+    summed[:, :-1] += scores.index_select(0, row_of[next_[targets]])[:, 1:]
+    return summed
+
+
+# (length, constant channel, changing channel, rising) of the six hue ramps RY, YG, GC, CB, BM, MR
+_WHEEL_RAMPS = ((15, 0, 1, True), (6, 1, 0, False), (4, 1, 2, True), (11, 2, 1, False),
+                (13, 2, 0, True), (6, 0, 2, False))
+
+
+def _colour_wheel(device: torch.device) -> torch.Tensor:
+    """The Middlebury flow colour wheel: 55 x 3 RGB in [0, 1]."""
+    segments = []
+    for length, constant, changing, rising in _WHEEL_RAMPS:
+        ramp = torch.floor(255 * torch.arange(length, dtype=torch.float64) / length)
+        segment = torch.zeros(length, 3, dtype=torch.float64)
+        segment[:, constant] = 255
+        segment[:, changing] = ramp if rising else 255 - ramp
+        segments.append(segment)
+    return (torch.cat(segments) / 255).float().to(device)
+
+
+def flow_to_image(flow: torch.Tensor) -> torch.Tensor:
+    """Colour-code offsets N x 2 x h x w (row, column) as N x 3 x h x w RGB in [0, 1].
+
+    Hue is the direction (atan2(-column, -row)), saturation the length relative to the longest
+    offset of the image; zero offset is white. As the official `flow_to_image` except that each
+    image is normalised by its own longest offset (the official code keeps a running maximum over
+    the batch, so an image's colours depended on its neighbours).
+    """
+    u, v = flow[:, 0].float(), flow[:, 1].float()
+    longest = torch.sqrt(u**2 + v**2).flatten(1).amax(dim=1).view(-1, 1, 1)
+    longest = longest + torch.finfo(torch.float32).eps
+    u, v = u / longest, v / longest
+    radius = torch.sqrt(u**2 + v**2)[..., None]
+    wheel = _colour_wheel(flow.device)
+    position = (torch.atan2(-v, -u) / math.pi + 1) / 2 * (len(wheel) - 1)
+    first = position.floor().long()
+    fraction = (position - first)[..., None]
+    colour = (1 - fraction) * wheel[first] + fraction * wheel[(first + 1) % len(wheel)]
+    colour = torch.where(radius <= 1, 1 - radius * (1 - colour), 0.75 * colour)
+    return colour.permute(0, 3, 1, 2)
