@@ -492,6 +492,13 @@ def train(
     stderr.print(f"trained {trainer.spec.name} {trainer.config_name} to step {result.step}; export: {result.export_path}", markup=False)
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    warn(str(message))
+
+
 def main() -> None:
-    """Console entry point."""
+    """Console entry point; library warnings print as one `warning: ...` line."""
+    import warnings
+
+    warnings.showwarning = _one_line_warning
     app()

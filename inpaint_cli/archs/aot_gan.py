@@ -178,15 +178,7 @@ class AOTGANRecipe(TrainingRecipe):
         return build_discriminator(self.config)
 
     def optimizers(self, generator, discriminator):
-        lr = self.options.lr or self.config.lr
-        discriminator_lr = lr * self.config.discriminator_lr / self.config.lr
-        betas = self.config.betas
-        return {
-            "generator": torch.optim.Adam(generator.parameters(), lr=lr, betas=betas),
-            "discriminator": torch.optim.Adam(
-                discriminator.parameters(), lr=discriminator_lr, betas=betas
-            ),
-        }
+        return self.adam(generator, discriminator, self.config.lr, self.config.discriminator_lr, self.config.betas)
 
     def generate(self, generator: AOTGenerator, image, mask) -> torch.Tensor:
         """The prediction in [-1, 1], the scale of every loss."""

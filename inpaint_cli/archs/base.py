@@ -101,6 +101,23 @@ class TrainingRecipe(ABC):
     ) -> dict[str, torch.optim.Optimizer]:
         """Keys `generator` and, where there is one, `discriminator`."""
 
+    def adam(
+        self,
+        generator: nn.Module,
+        discriminator: nn.Module | None,
+        lr: float,
+        discriminator_lr: float | None = None,
+        betas: tuple[float, float] = (0.9, 0.999),
+    ) -> dict[str, torch.optim.Optimizer]:
+        """Adam for each network. `options.lr` (`--lr`), when set, replaces the generator's `lr`
+        and scales the discriminator's rate by the same factor, keeping the recipe's ratio."""
+        scale = self.options.lr / lr if self.options.lr else 1.0
+        optimizers = {"generator": torch.optim.Adam(generator.parameters(), lr * scale, betas=betas)}
+        if discriminator is not None:
+            rate = (lr if discriminator_lr is None else discriminator_lr) * scale
+            optimizers["discriminator"] = torch.optim.Adam(discriminator.parameters(), rate, betas=betas)
+        return optimizers
+
     def generate(self, generator: InpaintModel, image: torch.Tensor, mask: torch.Tensor) -> Any:
         """The generator's training output; default: `inpaint` (override for multi-stage nets)."""
         return generator.inpaint(image, mask)

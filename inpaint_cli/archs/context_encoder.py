@@ -211,13 +211,8 @@ class ContextEncoderRecipe(TrainingRecipe):
     def optimizers(
         self, generator: nn.Module, discriminator: nn.Module | None
     ) -> dict[str, torch.optim.Optimizer]:
-        lr = self.options.lr or self.config.lr
-        betas = (self.config.beta1, 0.999)
-        optimizers = {"generator": torch.optim.Adam(generator.parameters(), lr, betas=betas)}
-        if discriminator is not None:
-            lr_d = lr * self.config.discriminator_lr_ratio
-            optimizers["discriminator"] = torch.optim.Adam(discriminator.parameters(), lr_d, betas=betas)
-        return optimizers
+        lr = self.config.lr
+        return self.adam(generator, discriminator, lr, lr * self.config.discriminator_lr_ratio, (self.config.beta1, 0.999))
 
     def _hole(self, mask: torch.Tensor) -> torch.Tensor:
         """The training hole: the centre model's is cropped to the centre square less its ring."""

@@ -158,14 +158,13 @@ class GLCICRecipe(TrainingRecipe):
         return ContextDiscriminator(self.config)
 
     def optimizers(self, generator, discriminator):
-        lr = self.options.lr or self.config.lr
-        if self.config.optimizer == "adadelta":
-            make = lambda params: torch.optim.Adadelta(params, lr=lr)  # noqa: E731
-        elif self.config.optimizer == "adam":
-            make = lambda params: torch.optim.Adam(params, lr=lr, betas=(0.5, 0.999))  # noqa: E731
-        else:
+        if self.config.optimizer == "adam":
+            return self.adam(generator, discriminator, self.config.lr, betas=(0.5, 0.999))
+        if self.config.optimizer != "adadelta":
             raise ValueError(f"unknown optimizer {self.config.optimizer!r}")
-        return {"generator": make(generator.parameters()), "discriminator": make(discriminator.parameters())}
+        lr = self.options.lr or self.config.lr
+        return {name: torch.optim.Adadelta(net.parameters(), lr=lr)
+                for name, net in (("generator", generator), ("discriminator", discriminator))}
 
     def _critic(self, discriminator, images, mask):
         size = self.options.size // 2

@@ -129,12 +129,7 @@ class LaMaRecipe(TrainingRecipe):
         return build_discriminator(self.config)
 
     def optimizers(self, generator, discriminator):
-        lr = self.options.lr or self.config.lr
-        discriminator_lr = lr * self.config.discriminator_lr / self.config.lr
-        return {
-            "generator": torch.optim.Adam(generator.parameters(), lr=lr),
-            "discriminator": torch.optim.Adam(discriminator.parameters(), lr=discriminator_lr),
-        }
+        return self.adam(generator, discriminator, self.config.lr, self.config.discriminator_lr)
 
     def discriminator_loss(self, discriminator, image, mask, output):
         real = image.detach().requires_grad_(True)

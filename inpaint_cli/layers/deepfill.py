@@ -236,12 +236,7 @@ class CoarseToFineTraining:
     def optimizers(
         self, generator: nn.Module, discriminator: nn.Module | None
     ) -> dict[str, torch.optim.Optimizer]:
-        lr = self.options.lr or self.config.lr
-        betas = self.config.betas
-        optimizers = {"generator": torch.optim.Adam(generator.parameters(), lr, betas=betas)}
-        if discriminator is not None:
-            optimizers["discriminator"] = torch.optim.Adam(discriminator.parameters(), lr, betas=betas)
-        return optimizers
+        return self.adam(generator, discriminator, self.config.lr, betas=self.config.betas)
 
     def generate(
         self, generator: CoarseToFineInpainter, image: torch.Tensor, mask: torch.Tensor
