@@ -2,6 +2,9 @@
 size, and its peak memory, each in its own process. Prints a Markdown table for the README.
 
     python benchmarks/fill_speed.py --size 512 --repeats 3 [--device cpu] [--arch glcic ...]
+    python benchmarks/fill_speed.py --size 2048 --repeats 1 --no-warmup --arch deepfill-v1:paper
+
+Peak RSS is the whole process's high-water mark (Python, torch and the model included).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import sys
 import time
 
 
-def measure(arch: str, config: str | None, size: int, repeats: int, device: str) -> dict:
+def measure(arch: str, config: str | None, size: int, repeats: int, device: str, warmup: bool) -> dict:
     """Runs in a child process: build the model, fill a size x size image with a ~20 % hole."""
     import numpy as np
     import torch
@@ -31,7 +34,8 @@ def measure(arch: str, config: str | None, size: int, repeats: int, device: str)
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
     hole = draw_mask("irregular:15-25", rng, size, size)
-    inpainter.fill(image, hole)  # warm-up
+    if warmup:
+        inpainter.fill(image, hole)
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     times = []
@@ -52,11 +56,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--arch", action="append", help="arch or arch:config (repeatable; default: all)")
+    parser.add_argument("--no-warmup", dest="warmup", action="store_false", help="skip the untimed first fill")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         arch, _, config = args.child.partition(":")
-        print(json.dumps(measure(arch, config or None, args.size, args.repeats, args.device)))
+        print(json.dumps(measure(arch, config or None, args.size, args.repeats, args.device, args.warmup)))
         return
     from inpaint_cli.registry import list_archs
 
@@ -65,7 +70,7 @@ def main() -> None:
     print("| arch | config | seconds | peak RSS (MB) |\n|---|---|---|---|")
     for target in targets:
         command = [sys.executable, __file__, "--child", target, "--size", str(args.size),
-                   "--repeats", str(args.repeats), "--device", args.device]
+                   "--repeats", str(args.repeats), "--device", args.device] + ([] if args.warmup else ["--no-warmup"])
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0:
             print(f"| {target} | failed: {result.stderr.strip().splitlines()[-1]} | | |")

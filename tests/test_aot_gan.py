@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from helpers import gradient_image, train_on_fixed_batch
 from safetensors.torch import save_file
 from torch import nn
 
@@ -157,24 +158,12 @@ def test_reconstruction_falls_over_training_steps():
     optimizers = recipe.optimizers(generator, discriminator)
     assert optimizers["generator"].param_groups[0]["betas"] == (0.5, 0.999)
     (phase,) = recipe.phases()
-    y, x = torch.meshgrid(torch.linspace(0, 1, 40), torch.linspace(0, 1, 40), indexing="ij")
-    image = torch.stack([x, y, (x + y) / 2]).expand(2, 3, 40, 40).contiguous()
+    image = gradient_image(2, 40)
     mask = torch.zeros(2, 1, 40, 40)
     mask[..., 10:26, 12:28] = 1
-    history = []
-    for _ in range(20):
-        output = recipe.generate(generator, image, mask)
-        discriminator.requires_grad_(True)
-        d_loss, _ = recipe.discriminator_loss(discriminator, image, mask, output.detach())
-        optimizers["discriminator"].zero_grad()
-        d_loss.backward()
-        optimizers["discriminator"].step()
-        discriminator.requires_grad_(False)
-        g_loss, logs = recipe.generator_loss(discriminator, image, mask, output, phase)
-        optimizers["generator"].zero_grad()
-        g_loss.backward()
-        optimizers["generator"].step()
-        history.append(logs["rec"])
+    history, logs, output = train_on_fixed_batch(
+        recipe, generator, discriminator, optimizers, phase, image, mask, steps=20
+    )
     assert {"rec", "adv"} <= set(logs)
     assert history[-1] < 0.75 * history[0]
     prediction = recipe.prediction(output)

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+from helpers import gradient_image, train_on_fixed_batch
 
 from inpaint_cli.archs.base import TrainOptions, count_parameters
 from inpaint_cli.archs.context_encoder import (
@@ -161,23 +162,13 @@ def test_reconstruction_falls_on_a_fixed_batch() -> None:
     generator, discriminator = ContextEncoder(config), recipe.build_discriminator()
     optimizers = recipe.optimizers(generator, discriminator)
     phase = recipe.phases()[-1]
-    y, x = torch.meshgrid(torch.linspace(0, 1, 64), torch.linspace(0, 1, 64), indexing="ij")
-    image = torch.stack([x, y, (x + y) / 2])[None].repeat(4, 1, 1, 1)
+    image = gradient_image(4, 64)
     mask = torch.zeros(4, 1, 64, 64)
     for i in range(4):
         mask[i, :, 8 + 8 * i : 28 + 8 * i, 10:40] = 1
-    history = []
-    for _ in range(30):
-        output = recipe.generate(generator, image, mask)
-        d_loss, _ = recipe.discriminator_loss(discriminator, image, mask, output)
-        optimizers["discriminator"].zero_grad()
-        d_loss.backward()
-        optimizers["discriminator"].step()
-        g_loss, logs = recipe.generator_loss(discriminator, image, mask, output, phase)
-        optimizers["generator"].zero_grad()
-        g_loss.backward()
-        optimizers["generator"].step()
-        history.append(logs["rec"])
+    history, logs, output = train_on_fixed_batch(
+        recipe, generator, discriminator, optimizers, phase, image, mask, steps=30
+    )
     assert "adv" in logs
     assert sum(history[-3:]) < 0.5 * sum(history[:3]), history
     assert recipe.prediction(output).shape == image.shape

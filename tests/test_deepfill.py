@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import gradient_image, train_on_fixed_batch
 
 from inpaint_cli.archs import deepfill_v1, deepfill_v2
 from inpaint_cli.archs.base import TrainOptions, count_parameters
@@ -167,24 +168,13 @@ def test_reconstruction_falls_on_a_fixed_batch(name: str) -> None:
     critics = recipe.build_discriminator()
     optimizers = recipe.optimizers(generator, critics)
     phase = recipe.phases()[-1]
-    y, x = torch.meshgrid(torch.linspace(0, 1, 32), torch.linspace(0, 1, 32), indexing="ij")
-    image = 0.6 + 0.4 * torch.stack([x, y, (x + y) / 2])[None].repeat(2, 1, 1, 1)
+    image = 0.6 + 0.4 * gradient_image(2, 32)
     mask = torch.zeros(2, 1, 32, 32)
     mask[0, :, 8:20, 4:16] = 1
     mask[1, :, 16:28, 14:30] = 1
-    history = []
-    for _ in range(25):
-        output = recipe.generate(generator, image, mask)
-        detached = {key: value.detach() for key, value in output.items()}
-        d_loss, _ = recipe.discriminator_loss(critics, image, mask, detached)
-        optimizers["discriminator"].zero_grad()
-        d_loss.backward()
-        optimizers["discriminator"].step()
-        g_loss, logs = recipe.generator_loss(critics, image, mask, output, phase)
-        optimizers["generator"].zero_grad()
-        g_loss.backward()
-        optimizers["generator"].step()
-        history.append(logs["rec"])
+    history, logs, output = train_on_fixed_batch(
+        recipe, generator, critics, optimizers, phase, image, mask, steps=25
+    )
     assert "adv" in logs
     assert sum(history[-3:]) < 0.7 * sum(history[:3]), history
     assert recipe.prediction(output).shape == image.shape

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import gradient_image, train_on_fixed_batch
 from safetensors.torch import save_file
 from torch import nn
 
@@ -156,24 +157,12 @@ def test_reconstruction_falls_over_training_steps():
     discriminator = recipe.build_discriminator().train()
     optimizers = recipe.optimizers(generator, discriminator)
     (phase,) = recipe.phases()
-    y, x = torch.meshgrid(torch.linspace(0, 1, 32), torch.linspace(0, 1, 32), indexing="ij")
-    image = torch.stack([x, y, (x + y) / 2]).expand(2, 3, 32, 32).contiguous()
+    image = gradient_image(2, 32)
     mask = torch.zeros(2, 1, 32, 32)
     mask[..., 8:20, 10:22] = 1
-    history = []
-    for _ in range(30):
-        output = recipe.generate(generator, image, mask)
-        discriminator.requires_grad_(True)
-        d_loss, _ = recipe.discriminator_loss(discriminator, image, mask, output.detach())
-        optimizers["discriminator"].zero_grad()
-        d_loss.backward()
-        optimizers["discriminator"].step()
-        discriminator.requires_grad_(False)
-        g_loss, logs = recipe.generator_loss(discriminator, image, mask, output, phase)
-        optimizers["generator"].zero_grad()
-        g_loss.backward()
-        optimizers["generator"].step()
-        history.append(logs["rec"])
+    history, logs, _ = train_on_fixed_batch(
+        recipe, generator, discriminator, optimizers, phase, image, mask, steps=30
+    )
     assert {"rec", "adv", "fm"} <= set(logs)
     assert history[-1] < 0.9 * history[0]
 

@@ -56,8 +56,6 @@ class DeepFillV1Config:
 class DeepFillV1(CoarseToFineInpainter, InpaintModel):
     """The v1 generator; `inpaint_with_attention` also returns the attention map."""
 
-    size_multiple = 8
-
     def __init__(self, config: DeepFillV1Config) -> None:
         super().__init__(
             ConvActivation,
@@ -119,13 +117,11 @@ class DeepFillV1Recipe(CoarseToFineTraining, TrainingRecipe):
 
     mask_kinds = (("deepfill-bbox", 1.0),)
     critic_steps = 5
+    arch_name = "deepfill-v1"
+    train_size_multiple = 32
 
     def __init__(self, config: DeepFillV1Config, options: TrainOptions) -> None:
         super().__init__(config, options)
-        if options.size % 32:
-            raise ValueError(
-                f"deepfill-v1 trains on sizes that are multiples of 32, got --size {options.size}"
-            )
         self.patch_size = options.size // 2
 
     def phases(self) -> list[Phase]:
@@ -162,11 +158,10 @@ class DeepFillV1Recipe(CoarseToFineTraining, TrainingRecipe):
         output: dict[str, torch.Tensor],
         phase: Phase,
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        real, completed = self.real_and_completed(image, mask, output["refined"])
-        coarse, refined = output["coarse"].float(), output["refined"].float()
+        _, completed = self.real_and_completed(image, mask, output["refined"])
+        coarse_error, refined_error = self.stage_errors(image, output)
         discount = spatial_discount(mask, self.config.discount_gamma)
         known = 1 - mask
-        coarse_error, refined_error = (real - coarse).abs(), (real - refined).abs()
         weight = self.config.coarse_l1_weight
         hole_l1 = weight * (coarse_error * discount).mean() + (refined_error * discount).mean()
         hole_l1 = hole_l1 / mask.mean().clamp_min(1e-6)

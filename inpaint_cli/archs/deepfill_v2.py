@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from inpaint_cli.archs.base import ArchSpec, InpaintModel, Phase, TrainingRecipe, TrainOptions
+from inpaint_cli.archs.base import ArchSpec, InpaintModel, Phase, TrainingRecipe
 from inpaint_cli.layers.adversarial import hinge_discriminator_loss, hinge_generator_loss
 from inpaint_cli.layers.deepfill import CoarseToFineInpainter, CoarseToFineTraining, glorot_init
 from inpaint_cli.layers.gated_conv import GatedConv2d
@@ -37,8 +37,6 @@ class DeepFillV2Config:
 
 class DeepFillV2(CoarseToFineInpainter, InpaintModel):
     """The v2 generator; `inpaint_with_attention` also returns the attention map."""
-
-    size_multiple = 8
 
     def __init__(self, config: DeepFillV2Config) -> None:
         if config.channels % 4:
@@ -82,13 +80,8 @@ class DeepFillV2Recipe(CoarseToFineTraining, TrainingRecipe):
 
     mask_kinds = (("deepfill-v2", 1.0),)
     critic_steps = 1
-
-    def __init__(self, config: DeepFillV2Config, options: TrainOptions) -> None:
-        super().__init__(config, options)
-        if options.size % 8:
-            raise ValueError(
-                f"deepfill-v2 trains on sizes that are multiples of 8, got --size {options.size}"
-            )
+    arch_name = "deepfill-v2"
+    train_size_multiple = 8
 
     def phases(self) -> list[Phase]:
         return [Phase("adversarial", None, train_generator=True, train_discriminator=True)]
@@ -115,9 +108,9 @@ class DeepFillV2Recipe(CoarseToFineTraining, TrainingRecipe):
         output: dict[str, torch.Tensor],
         phase: Phase,
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        real, completed = self.real_and_completed(image, mask, output["refined"])
-        coarse, refined = output["coarse"].float(), output["refined"].float()
-        rec = self.config.l1_weight * ((real - coarse).abs().mean() + (real - refined).abs().mean())
+        _, completed = self.real_and_completed(image, mask, output["refined"])
+        coarse_error, refined_error = self.stage_errors(image, output)
+        rec = self.config.l1_weight * (coarse_error.mean() + refined_error.mean())
         logs = {"rec": rec.item()}
         loss = rec
         if phase.train_discriminator and discriminator is not None:

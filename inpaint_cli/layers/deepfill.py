@@ -28,7 +28,8 @@ ConvBlock = Callable[[int, int, int, int, int, nn.Module], nn.Module]
 
 
 class ConvActivation(nn.Module):
-    """Convolution then activation; `width` output channels (DeepFill v1's `gen_conv`)."""
+    """Convolution then activation (ELU unless given); `width` output channels (DeepFill v1's
+    `gen_conv`). Zero padding keeps the size (halves it at stride 2)."""
 
     def __init__(
         self,
@@ -40,10 +41,14 @@ class ConvActivation(nn.Module):
         activation: nn.Module | None = None,
     ) -> None:
         super().__init__()
+        self.out_channels = self._output_channels(width)
         padding = dilation * (kernel_size - 1) // 2
         self.conv = nn.Conv2d(in_channels, width, kernel_size, stride, padding, dilation)
         self.activation = activation if activation is not None else nn.ELU()
-        self.out_channels = width
+
+    def _output_channels(self, width: int) -> int:
+        """The block's output channels for a convolution of `width` filters."""
+        return width
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.activation(self.conv(x))
@@ -76,33 +81,25 @@ def _decoder(prefix: str) -> tuple[_Layer, ...]:
     )
 
 
-COARSE = (
-    _Layer("conv1", 1, kernel=5),
-    _Layer("conv2_downsample", 2, stride=2),
-    _Layer("conv3", 2),
-    _Layer("conv4_downsample", 4, stride=2),
-    _Layer("conv5", 4),
-    _Layer("conv6", 4),
-    *_atrous("conv"),
-    *_decoder("conv"),
-)
-HALLUCINATION = (
-    _Layer("xconv1", 1, kernel=5),
-    _Layer("xconv2_downsample", 1, stride=2),
-    _Layer("xconv3", 2),
-    _Layer("xconv4_downsample", 2, stride=2),
-    _Layer("xconv5", 4),
-    _Layer("xconv6", 4),
-    *_atrous("xconv"),
-)
-ATTENTION_ENCODER = (
-    _Layer("pmconv1", 1, kernel=5),
-    _Layer("pmconv2_downsample", 1, stride=2),
-    _Layer("pmconv3", 2),
-    _Layer("pmconv4_downsample", 4, stride=2),
-    _Layer("pmconv5", 4),
-    _Layer("pmconv6", 4, relu=True),
-)
+def _encoder(
+    prefix: str, widths: tuple[float, float, float], relu_last: bool = False
+) -> tuple[_Layer, ...]:
+    """Layers 1-6 of an encoder: 5 x 5 conv1 of width 1; conv2-4 of `widths` (2 and 4 at stride
+    2); conv5-6 of width 4 (conv6 with ReLU where `relu_last`)."""
+    down1, middle, down2 = widths
+    return (
+        _Layer(f"{prefix}1", 1, kernel=5),
+        _Layer(f"{prefix}2_downsample", down1, stride=2),
+        _Layer(f"{prefix}3", middle),
+        _Layer(f"{prefix}4_downsample", down2, stride=2),
+        _Layer(f"{prefix}5", 4),
+        _Layer(f"{prefix}6", 4, relu=relu_last),
+    )
+
+
+COARSE = (*_encoder("conv", (2, 2, 4)), *_atrous("conv"), *_decoder("conv"))
+HALLUCINATION = (*_encoder("xconv", (1, 2, 2)), *_atrous("xconv"))
+ATTENTION_ENCODER = _encoder("pmconv", (1, 2, 4), relu_last=True)
 ATTENTION_DECODER = (_Layer("pmconv9", 4), _Layer("pmconv10", 4))
 MERGE = _decoder("allconv")
 
@@ -133,6 +130,8 @@ class CoarseToFineInpainter(nn.Module):
     are squashed by `output` ("clip": v1's clip to [-1, 1]; "tanh": v2). Images in [-1, 1].
     H and W must be multiples of 8. Initialised as the official TF code (`glorot_init`).
     """
+
+    size_multiple = 8
 
     def __init__(
         self,
@@ -226,12 +225,26 @@ def glorot_init(module: nn.Module) -> None:
 class CoarseToFineTraining:
     """The recipe methods DeepFill v1 and v2 share, mixed into their `TrainingRecipe`s.
 
-    `generate` returns both stages ({"coarse", "refined"}, [-1, 1]); both networks get Adam with
-    the config's `lr` and `betas` (`options.lr`, when set, replaces the lr of both).
+    `--size` must be a multiple of `train_size_multiple`. `generate` returns both stages
+    ({"coarse", "refined"}, [-1, 1]); both networks get Adam with the config's `lr` and `betas`
+    (`options.lr`, when set, replaces the lr of both).
     """
 
+    #: the registry name, for error messages
+    arch_name: str
+    #: `options.size` must be a multiple of this (the critics' or the generator's downsampling)
+    train_size_multiple: int
     config: Any
     options: Any
+
+    def __init__(self, config: Any, options: Any) -> None:
+        super().__init__(config, options)  # type: ignore[call-arg]  # the TrainingRecipe after us
+        multiple = self.train_size_multiple
+        if options.size % multiple:
+            raise ValueError(
+                f"{self.arch_name} trains on sizes that are multiples of {multiple},"
+                f" got --size {options.size}"
+            )
 
     def optimizers(
         self, generator: nn.Module, discriminator: nn.Module | None
@@ -245,6 +258,14 @@ class CoarseToFineTraining:
 
     def prediction(self, output: dict[str, torch.Tensor]) -> torch.Tensor:
         return ((output["refined"].float() + 1) / 2).clamp(0, 1)
+
+    @staticmethod
+    def stage_errors(
+        image: torch.Tensor, output: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-pixel |x - x1| and |x - x2| of both stages, x = `image` mapped to [-1, 1]."""
+        real = image * 2 - 1
+        return (real - output["coarse"].float()).abs(), (real - output["refined"].float()).abs()
 
     @staticmethod
     def real_and_completed(

@@ -140,14 +140,11 @@ class FFCNormAct(nn.Module):
         kernel_size: int,
         ratio_in: float,
         ratio_out: float,
-        stride: int = 1,
-        padding: int = 0,
-        dilation: int = 1,
+        **conv_options: int,
     ) -> None:
+        """`conv_options`: `FFC`'s stride, padding and dilation."""
         super().__init__()
-        self.ffc = FFC(
-            in_channels, out_channels, kernel_size, ratio_in, ratio_out, stride, padding, dilation
-        )
+        self.ffc = FFC(in_channels, out_channels, kernel_size, ratio_in, ratio_out, **conv_options)
         out_local, out_global = split_channels(out_channels, ratio_out)
         self.bn_l = nn.BatchNorm2d(out_local) if out_local else None
         self.bn_g = nn.BatchNorm2d(out_global) if out_global else None
@@ -167,12 +164,13 @@ class FFCResnetBlock(nn.Module):
 
     def __init__(self, channels: int, global_ratio: float, dilation: int = 1) -> None:
         super().__init__()
-        self.conv1 = FFCNormAct(
-            channels, channels, 3, global_ratio, global_ratio, padding=dilation, dilation=dilation
-        )
-        self.conv2 = FFCNormAct(
-            channels, channels, 3, global_ratio, global_ratio, padding=dilation, dilation=dilation
-        )
+
+        def conv() -> FFCNormAct:
+            return FFCNormAct(
+                channels, channels, 3, global_ratio, global_ratio, padding=dilation, dilation=dilation
+            )
+
+        self.conv1, self.conv2 = conv(), conv()
 
     def forward(self, x: FFCFeatures) -> FFCFeatures:
         local, global_ = self.conv2(self.conv1(x))
