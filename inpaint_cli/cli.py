@@ -186,18 +186,27 @@ def fill(
 
     loaded = resolve_model(arch, weights, device)
     inpainter = Inpainter(loaded, device, FillOptions(strategy=strategy, blend=blend, max_side=max_side))
+    def load(job):
+        """Check, decode and mask one batch job (runs in a background thread)."""
+        _, mask_path, target = job
+        _check_target(target, overwrite)
+        if mask_path is not None and not mask_path.exists():
+            raise InpaintError(str(mask_path)[1:-1] if str(mask_path).startswith("<") else f"mask not found: {mask_path}")
+        image = read_image(job[0])
+        return image, _hole_for(image, mask_path, rect, invert_mask, resize_mask)
+
+    from concurrent.futures import ThreadPoolExecutor
+
     failures: list[str] = []
-    for image_path, mask_path, target in _progress(jobs, batch, "filling"):
+    reader = ThreadPoolExecutor(max_workers=1)  # the next image decodes while this one fills
+    upcoming = reader.submit(load, jobs[0]) if batch else None
+    for index, (image_path, mask_path, target) in enumerate(_progress(jobs, batch, "filling")):
         started = time.perf_counter()
+        current = upcoming
+        if batch and index + 1 < len(jobs):
+            upcoming = reader.submit(load, jobs[index + 1])
         try:
-            if batch:
-                _check_target(target, overwrite)
-                if mask_path is not None and not mask_path.exists():
-                    raise InpaintError(str(mask_path)[1:-1] if str(mask_path).startswith("<") else f"mask not found: {mask_path}")
-                image = read_image(image_path)
-                hole = _hole_for(image, mask_path, rect, invert_mask, resize_mask)
-            else:
-                image, hole = first_image, first_hole
+            image, hole = current.result() if batch else (first_image, first_hole)
             if not hole.any():
                 warn(f"{image_path.name}: the mask is empty; the output is a copy of the input")
             elif hole.all():
@@ -223,6 +232,7 @@ def fill(
             stdout.print(json.dumps(record), markup=False)
         elif not batch:
             stderr.print(f"wrote {target} ({inpainter.label}, {int(hole.sum())} hole pixels)", markup=False)
+    reader.shutdown()
     if batch:
         done = len(jobs) - len(failures)
         stderr.print(f"filled {done} of {len(jobs)} images into {jobs[0][2].parent if jobs else ''}", markup=False)
