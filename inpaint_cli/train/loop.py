@@ -29,6 +29,7 @@ from inpaint_cli.registry import get_arch, get_config
 from inpaint_cli.train.data import BatchSampler, ImageCache, find_training_images
 
 CHECKPOINT_DIR = "checkpoint"
+CHANNELS_LAST = torch.channels_last
 PREVIEW_STREAM = 999_999  # the substep whose batch the sample grids show (never a training batch)
 
 
@@ -133,12 +134,15 @@ class Trainer:
             self.phases = self.recipe.phases()
         except ValueError as error:
             raise InpaintError(str(error)) from None
-        self.generator = self.spec.build_generator(self.recipe.config).to(self.device)
+        # channels-last convolutions run about 20 % faster on the CPU (benchmarks/training_speed.py)
+        self.generator = self.spec.build_generator(self.recipe.config).to(self.device, memory_format=CHANNELS_LAST)
         if self.settings.init_weights:
             warm, _, _, _ = load_release(self.settings.init_weights, self.spec.name, self.config_name)
             self.generator.load_state_dict(warm.state_dict())
         discriminator = self.recipe.build_discriminator()
-        self.discriminator = discriminator.to(self.device) if discriminator is not None else None
+        if discriminator is not None:
+            discriminator = discriminator.to(self.device, memory_format=CHANNELS_LAST)
+        self.discriminator = discriminator
         self.optimizers = self.recipe.optimizers(self.generator, self.discriminator)
         self.autocast_dtype = None
         if self.device.type == "cuda":
@@ -234,7 +238,7 @@ class Trainer:
         if phase is not getattr(self, "_entered_phase", None):
             self.recipe.enter_phase(phase, self.generator, self.optimizers)
             self._entered_phase = phase
-        image, mask = (t.to(self.device, non_blocking=True) for t in self._batch(self.step))
+        image, mask = (self._on_device(t) for t in self._batch(self.step))
         self.generator.train(phase.train_generator)
         logs: dict[str, float] = {}
         with self._autocast(), torch.set_grad_enabled(phase.train_generator):
@@ -245,7 +249,7 @@ class Trainer:
                 if substep == 0:
                     d_image, d_mask, d_output = image, mask, _detached(output)
                 else:
-                    d_image, d_mask = (t.to(self.device) for t in self.sampler.sample(self.step, substep))
+                    d_image, d_mask = (self._on_device(t) for t in self.sampler.sample(self.step, substep))
                     with self._autocast(), torch.no_grad():
                         d_output = self.recipe.generate(self.generator, d_image, d_mask)
                 with self._autocast():
@@ -261,6 +265,9 @@ class Trainer:
             logs.update(g_logs)
         self.step += 1
         return logs
+
+    def _on_device(self, tensor: torch.Tensor) -> torch.Tensor:
+        return tensor.to(self.device, non_blocking=True, memory_format=CHANNELS_LAST)
 
     def _batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The batch of `step`, prepared in a background thread while the previous step ran."""
