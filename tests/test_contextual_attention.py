@@ -148,3 +148,18 @@ def test_default_tiles_bound_the_score_matrix_at_2048_pixels() -> None:
         needed = ca._with_neighbours(rows.reshape(-1), neighbours.col_prev, neighbours.col_next)
         computed = ca._with_neighbours(needed, neighbours.row_prev, neighbours.row_next)
         assert len(computed) * size <= 1.2 * ca.DEFAULT_MAX_SCORES
+
+
+def test_tiles_without_needed_positions_are_skipped():
+    torch.manual_seed(0)
+    features = torch.rand(1, 8, 32, 32)
+    mask = torch.zeros(1, 1, 32, 32)
+    mask[..., 2:6, 2:6] = 1
+    needed = torch.zeros(1, 1, 16, 16, dtype=torch.bool)
+    needed[..., :4, :4] = True
+    skipped, skipped_offsets = contextual_attention(features, mask, chunk_size=4, needed=needed)
+    computed, computed_offsets = contextual_attention(features, mask, chunk_size=4)
+    assert torch.equal(skipped[..., 12:, 12:], torch.zeros_like(skipped[..., 12:, 12:]))
+    assert torch.equal(skipped_offsets[..., 6:, 6:], torch.zeros_like(skipped_offsets[..., 6:, 6:]))
+    torch.testing.assert_close(skipped[..., :6, :6], computed[..., :6, :6])
+    assert torch.equal(skipped_offsets[..., :4, :4], computed_offsets[..., :4, :4])

@@ -178,3 +178,24 @@ def test_reconstruction_falls_on_a_fixed_batch(name: str) -> None:
     assert "adv" in logs
     assert sum(history[-3:]) < 0.7 * sum(history[:3]), history
     assert recipe.prediction(output).shape == image.shape
+
+
+@pytest.mark.parametrize("module", [deepfill_v1, deepfill_v2], ids=["v1", "v2"])
+def test_inference_skips_attention_far_from_the_hole_without_changing_the_fill(module):
+    """In eval mode attention tiles beyond the later layers' reach of the hole are skipped: the
+    hole's pixels are the same as with every tile computed, pixels far away are not."""
+    config_class = module.DeepFillV1Config if module is deepfill_v1 else module.DeepFillV2Config
+    spec_config = next(spec for spec in module.SPECS).config("tiny")
+    assert isinstance(spec_config, config_class)
+    torch.manual_seed(0)
+    model = next(spec for spec in module.SPECS).build_generator(spec_config)
+    model.attention.chunk_size = 4  # many small tiles: most lie far from the hole
+    image = torch.rand(1, 3, 192, 192)
+    mask = torch.zeros(1, 1, 192, 192)
+    mask[..., 8:30, 10:28] = 1
+    with torch.no_grad():
+        skipped, skipped_flow = model.eval().inpaint_with_attention(image, mask)
+        computed, computed_flow = model.train().inpaint_with_attention(image, mask)
+    hole = mask.bool().expand_as(skipped)
+    torch.testing.assert_close(skipped[hole], computed[hole], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(skipped_flow[hole], computed_flow[hole])

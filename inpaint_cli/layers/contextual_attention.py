@@ -46,9 +46,11 @@ class ContextualAttention(nn.Module):
         self.chunk_size = chunk_size
         self.max_scores = max_scores
 
-    def forward(self, features: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, features: torch.Tensor, mask: torch.Tensor, needed: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         return contextual_attention(
-            features, mask, self.softmax_scale, self.fuse, self.chunk_size, self.max_scores
+            features, mask, self.softmax_scale, self.fuse, self.chunk_size, self.max_scores, needed
         )
 
 
@@ -59,6 +61,7 @@ def contextual_attention(
     fuse: bool = True,
     chunk_size: int | None = None,
     max_scores: int = DEFAULT_MAX_SCORES,
+    needed: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Rebuild `features` (N x C x H x W, H and W even) from the patches outside `mask`.
 
@@ -66,15 +69,17 @@ def contextual_attention(
     region included) and the attention offsets, N x 2 x H/2 x W/2 integers (row, column) from
     each matching position to its best background patch, in half-resolution pixels.
     `chunk_size` is the number of foreground positions per tile; by default tiles are as large
-    as `max_scores` score elements allow. Runs in float32 even under autocast.
+    as `max_scores` score elements allow. `needed` (bool N x 1 x H/2 x W/2), when given, names
+    the positions whose output is used: tiles holding none of them are skipped, their output left
+    zero and their offsets 0 (inference far from the hole). Runs in float32 even under autocast.
     """
     height, width = features.shape[-2:]
     if height % 2 or width % 2:
         raise ValueError(f"contextual attention needs an even feature size, got {height} x {width}")
     with torch.autocast(features.device.type, enabled=False):
         results = [
-            _attend(f.float(), m.float(), softmax_scale, fuse, chunk_size, max_scores)
-            for f, m in zip(features, mask)
+            _attend(f.float(), m.float(), softmax_scale, fuse, chunk_size, max_scores, None if needed is None else n[0])
+            for f, m, n in zip(features, mask, needed if needed is not None else [None] * len(features))
         ]
     rebuilt = torch.stack([r[0] for r in results]).to(features.dtype)
     offsets = torch.stack([r[1] for r in results])
@@ -138,8 +143,9 @@ def _attend(
     fuse: bool,
     chunk_size: int | None,
     max_scores: int,
+    needed: torch.Tensor | None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One batch element: features C x H x W, mask 1 x H x W.
+    """One batch element: features C x H x W, mask 1 x H x W, needed None or H/2 x W/2.
 
     Score columns (background patches) are kept in column-major order, along which the fuse's
     second pass shifts; `raw` and `valid` follow that order.
@@ -160,8 +166,10 @@ def _attend(
     filters = patches / patches.norm(dim=1, keepdim=True).clamp_min(PATCH_NORM_ESCAPE)
 
     padded = features.new_zeros(channels, height + 2, width + 2)
-    offsets = torch.empty(2, rows, cols, dtype=torch.long, device=features.device)
+    offsets = torch.zeros(2, rows, cols, dtype=torch.long, device=features.device)
     for top, bottom, left, right in _tiles(rows, cols, _tile_positions(size, chunk_size, max_scores)):
+        if needed is not None and not needed[top:bottom, left:right].any():
+            continue
         tile_rows = torch.arange(top, bottom, device=features.device)
         tile_cols = torch.arange(left, right, device=features.device)
         tile = (tile_rows[:, None] * cols + tile_cols[None, :]).reshape(-1)

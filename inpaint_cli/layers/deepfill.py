@@ -121,6 +121,19 @@ def _stack(
     return nn.Sequential(modules), in_channels
 
 
+#: matching positions (H/8) around the hole whose attention output can reach a hole pixel: the
+#: layers after the attention see +-6 px at H/4 (pmconv9-10, allconv11-12, then half-weighted
+#: layers at H/2 and H), i.e. +-3 at H/8, and each output pixel is pasted from +-1 position
+ATTENTION_REACH = 5
+
+
+def _near_hole(mask: torch.Tensor) -> torch.Tensor:
+    """Positions of the H/8 matching grid within ATTENTION_REACH of a hole pixel (inference only:
+    the attention skips tiles with none, which changes nothing inside the hole)."""
+    hole = F.max_pool2d(mask, 8, ceil_mode=True)
+    return F.max_pool2d(hole, 2 * ATTENTION_REACH + 1, stride=1, padding=ATTENTION_REACH) > 0
+
+
 class CoarseToFineInpainter(nn.Module):
     """DeepFill's two-stage generator (ARCHITECTURES.md §3 tables; §4 with gated blocks).
 
@@ -177,7 +190,7 @@ class CoarseToFineInpainter(nn.Module):
         hallucinated = self.hallucination(refine_in)
         attended = self.attention_encoder(refine_in)
         small_mask = F.interpolate(mask, size=attended.shape[-2:], mode="nearest")
-        attended, offsets = self.attention(attended, small_mask)
+        attended, offsets = self.attention(attended, small_mask, None if self.training else _near_hole(mask))
         attended = self.attention_decoder(attended)
         merged = self.merge(torch.cat([hallucinated, attended], dim=1))
         return coarse, self._squash(self.refine_rgb(merged)), offsets
