@@ -192,6 +192,10 @@ class Trainer:
         self.step = int(state["step"])
         self.wall_time = float(state["wall_time_s"])
         self.history = list(state["history"])
+        log_path = self.out_dir / "log.jsonl"
+        if log_path.exists():  # drop rows logged after the checkpoint: they are trained again
+            rows = [line for line in log_path.read_text().splitlines() if json.loads(line)["step"] <= self.step]
+            log_path.write_text("".join(f"{row}\n" for row in rows))
 
     def export(self) -> Path:
         data_names = ", ".join(f"{Path(d).name}" for d in self.settings.data_dirs)
