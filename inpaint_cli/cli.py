@@ -11,6 +11,7 @@ import functools
 import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -96,8 +97,20 @@ def _hole_for(image, mask_path: Optional[Path], rects: list[str], invert: bool, 
     return hole
 
 
-def _jobs(input_path: Path, mask: Optional[Path], output: Optional[Path], recursive: bool):
-    """(image, mask file or None, output) triples for a file or a folder."""
+@dataclass(frozen=True)
+class FillJob:
+    image: Path
+    mask: Optional[Path]  # None: the holes come from --rect alone
+    target: Path
+    problem: Optional[str] = None  # why this image cannot be filled (reported, the batch goes on)
+
+
+def _mask_hint(image: Path) -> str:
+    return f"expected {image.stem}.* or {image.stem}_mask.*"
+
+
+def _jobs(input_path: Path, mask: Optional[Path], output: Optional[Path], recursive: bool) -> tuple[list[FillJob], bool]:
+    """The jobs for a file or a folder, and whether it is a batch."""
     from inpaint_cli.io import find_mask, list_images
 
     if not input_path.exists():
@@ -106,14 +119,14 @@ def _jobs(input_path: Path, mask: Optional[Path], output: Optional[Path], recurs
         if mask is not None and mask.is_dir():
             found = find_mask(mask, input_path)
             if found is None:
-                raise InpaintError(f"no mask for {input_path.name} in {mask} (expected {input_path.stem}.* or {input_path.stem}_mask.*)")
+                raise InpaintError(f"no mask for {input_path.name} in {mask} ({_mask_hint(input_path)})")
             mask = found
         if mask is not None and not mask.exists():
             raise InpaintError(f"mask not found: {mask}")
         if output is not None and output.is_dir():
             output = output / input_path.name
         target = output or input_path.with_name(f"{input_path.stem}.filled{input_path.suffix}")
-        return [(input_path, mask, target)], False
+        return [FillJob(input_path, mask, target)], False
     images = list_images(input_path, recursive=recursive)
     if not images:
         raise InpaintError(f"no images in {input_path}" + ("" if recursive else " (use --recursive to descend)"))
@@ -124,11 +137,13 @@ def _jobs(input_path: Path, mask: Optional[Path], output: Optional[Path], recurs
         raise InpaintError(f"output {out_dir} is a file; a folder input needs an output folder")
     jobs = []
     for image in images:
+        target = out_dir / image.relative_to(input_path)
         if mask is None or mask.is_file():
-            image_mask = mask
-        else:
-            image_mask = find_mask(mask, image) or Path(f"<no mask for {image.name} in {mask}>")
-        jobs.append((image, image_mask, out_dir / image.relative_to(input_path)))
+            jobs.append(FillJob(image, mask, target))
+            continue
+        found = find_mask(mask, image)
+        problem = None if found else f"no mask for {image.name} in {mask} ({_mask_hint(image)})"
+        jobs.append(FillJob(image, found, target, problem))
     return jobs, True
 
 
@@ -176,11 +191,11 @@ def fill(
     if attention_map is not None and batch:
         raise InpaintError("--attention-map takes a single image, not a folder")
     if not batch:  # everything a user can get wrong is checked before torch is even imported
-        check_output_path(jobs[0][2], overwrite)
+        check_output_path(jobs[0].target, overwrite)
         if attention_map is not None:
             check_output_path(attention_map, overwrite)
-        first_image = read_image(jobs[0][0])
-        first_hole = _hole_for(first_image, jobs[0][1], rect, invert_mask, resize_mask)
+        first_image = read_image(jobs[0].image)
+        first_hole = _hole_for(first_image, jobs[0].mask, rect, invert_mask, resize_mask)
 
     from inpaint_cli.fill import FillOptions, Inpainter, resolve_model
 
@@ -188,19 +203,19 @@ def fill(
     inpainter = Inpainter(loaded, device, FillOptions(strategy=strategy, blend=blend, max_side=max_side))
     def load(job):
         """Check, decode and mask one batch job (runs in a background thread)."""
-        _, mask_path, target = job
-        _check_target(target, overwrite)
-        if mask_path is not None and not mask_path.exists():
-            raise InpaintError(str(mask_path)[1:-1] if str(mask_path).startswith("<") else f"mask not found: {mask_path}")
-        image = read_image(job[0])
-        return image, _hole_for(image, mask_path, rect, invert_mask, resize_mask)
+        if job.problem:
+            raise InpaintError(job.problem)
+        _check_target(job.target, overwrite)
+        image = read_image(job.image)
+        return image, _hole_for(image, job.mask, rect, invert_mask, resize_mask)
 
     from concurrent.futures import ThreadPoolExecutor
 
     failures: list[str] = []
     reader = ThreadPoolExecutor(max_workers=1)  # the next image decodes while this one fills
     upcoming = reader.submit(load, jobs[0]) if batch else None
-    for index, (image_path, mask_path, target) in enumerate(_progress(jobs, batch, "filling")):
+    for index, job in enumerate(_progress(jobs, batch, "filling")):
+        image_path, target = job.image, job.target
         started = time.perf_counter()
         current = upcoming
         if batch and index + 1 < len(jobs):
@@ -235,7 +250,7 @@ def fill(
     reader.shutdown()
     if batch:
         done = len(jobs) - len(failures)
-        stderr.print(f"filled {done} of {len(jobs)} images into {jobs[0][2].parent if jobs else ''}", markup=False)
+        stderr.print(f"filled {done} of {len(jobs)} images into {jobs[0].target.parent}", markup=False)
         if failures:
             stderr.print(f"error: {len(failures)} failed:", markup=False)
             for line in failures:
