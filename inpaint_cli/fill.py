@@ -82,8 +82,7 @@ def resolve_model(arch: str | None, weights: str | None, device: torch.device | 
             arch = default
     if weights is not None:
         model, spec, config, metadata = load_release(weights, arch, None, device)
-        label = arch if arch is not None and not str(weights).endswith(".safetensors") else Path(str(weights).split("@")[0]).stem
-        return LoadedModel(model, spec, config, label, metadata)
+        return LoadedModel(model, spec, config, Path(str(weights).split("@")[0]).stem, metadata)
     spec = get_arch(arch)
     if not spec.learned:
         model = spec.build_generator(spec.config()).eval()

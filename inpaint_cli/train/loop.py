@@ -126,6 +126,9 @@ class Trainer:
         self.step = 0
         self.wall_time = 0.0
         self.history: list[dict[str, float]] = []
+        self._pool: ThreadPoolExecutor | None = None  # prefetches the next batch while `run` trains
+        self._pending: Future | None = None
+        self._pending_step = -1
 
     def _build(self) -> None:
         torch.manual_seed(self.settings.seed)
@@ -275,13 +278,13 @@ class Trainer:
 
     def _batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The batch of `step`, prepared in a background thread while the previous step ran."""
-        pending: Future | None = getattr(self, "_pending", None)
-        if pending is not None and self._pending_step == step:
-            batch = pending.result()
+        if self._pending is not None and self._pending_step == step:
+            batch = self._pending.result()
         else:
             batch = self.sampler.sample(step)
-        self._pending_step = step + 1
-        self._pending = self._pool.submit(self.sampler.sample, step + 1)
+        if self._pool is not None:
+            self._pending_step = step + 1
+            self._pending = self._pool.submit(self.sampler.sample, step + 1)
         return batch
 
     def write_samples(self) -> Path:
@@ -329,6 +332,7 @@ class Trainer:
             self.save()
         finally:
             self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool, self._pending = None, None
         return TrainResult(self.step, self.export_path, self.history)
 
 
