@@ -465,7 +465,8 @@ def train(
     phase_steps: Annotated[Optional[str], typer.Option("--phase-steps", help="Lengths of all phases but the last, comma-separated (GLCIC: T_C,T_D). Default: the paper's proportions of --steps (GLCIC 90k/10k/400k).")] = None,
     lr: Annotated[Optional[float], typer.Option("--lr", help="Generator learning rate (default: the recipe's).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the data order, holes and initialisation.")] = 0,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps (CUDA trains in mixed precision).")] = "auto",
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    precision: Annotated[str, typer.Option("--precision", help="auto (bf16 autocast on CUDA and on CPUs with AMX, fp16 on older CUDA, else fp32), fp32, bf16 or fp16.")] = "auto",
     checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", help="Steps between checkpoints (and exports).")] = 500,
     sample_every: Annotated[int, typer.Option("--sample-every", help="Steps between sample grids in samples/.")] = 500,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out exactly where its checkpoint left it.")] = False,
@@ -511,7 +512,7 @@ def train(
             text = " ".join(f"{k}={v:.4g}" if k != "images_per_s" else f"{v:.1f} img/s" for k, v in logs.items() if k != "step")
             progress.update(task, completed=step, total=total, phase=phase, logs=text)
 
-        trainer = start_training(settings, resume=resume, device=device, progress=report, steps_override=steps)
+        trainer = start_training(settings, resume=resume, device=device, progress=report, steps_override=steps, precision=precision)
         progress.update(task, completed=trainer.step, total=trainer.settings.steps, phase="resumed" if resume else "training")
         result = trainer.run()
     stderr.print(f"trained {trainer.spec.name} {trainer.config_name} to step {result.step}; export: {result.export_path}", markup=False)

@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from inpaint_cli.checkpoint import load_release
+from inpaint_cli.devices import autocast_dtype
 from inpaint_cli.errors import InpaintError
 from inpaint_cli.fill import Inpainter, LoadedModel
 from inpaint_cli.registry import list_archs
@@ -98,3 +99,34 @@ def test_bad_training_requests(image_folder, tmp_path):
         start_training(_settings(image_folder, tmp_path / "d", "glcic"), resume=True)
     with pytest.raises(InpaintError, match="phase lengths expected"):
         start_training(_settings(image_folder, tmp_path / "e", "glcic", phase_steps=[1]))
+
+
+def test_a_warm_start_keeps_its_lineage_and_resumes_without_its_source(image_folder, tmp_path):
+    first = start_training(_settings(image_folder, tmp_path / "first", "glcic", steps=2))
+    first.run()
+    source = tmp_path / "source.safetensors"
+    first.export_path.rename(source)
+    warm = start_training(_settings(image_folder, tmp_path / "warm", "glcic", steps=2, init_weights=str(source)))
+    started, _, _, _ = load_release(source)
+    for name, tensor in started.state_dict().items():
+        torch.testing.assert_close(warm.generator.state_dict()[name], tensor, msg=name)
+    warm.run()
+    source.unlink()  # a resume needs only the run's own checkpoint
+    resumed = start_training(_settings(image_folder, tmp_path / "warm", "glcic"), resume=True, steps_override=3)
+    resumed.run()
+    _, _, _, metadata = load_release(resumed.export_path)
+    lineage = json.loads(metadata["training_json"])["warm_start"]
+    assert (lineage["file"], lineage["step"], lineage["image_size"], lineage["warm_start"]) == ("source.safetensors", "2", "64", None)
+    assert metadata["step"] == "3"
+
+
+def test_precision_choices():
+    cpu = torch.device("cpu")
+    assert autocast_dtype(cpu, "fp32") is None
+    assert autocast_dtype(cpu, "bf16") is torch.bfloat16
+    expected = torch.bfloat16 if torch.cpu._is_amx_tile_supported() else None
+    assert autocast_dtype(cpu, "auto") is expected
+    with pytest.raises(InpaintError, match="fp16 needs CUDA"):
+        autocast_dtype(cpu, "fp16")
+    with pytest.raises(InpaintError, match="unknown precision"):
+        autocast_dtype(cpu, "half")

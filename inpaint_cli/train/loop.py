@@ -23,7 +23,7 @@ from PIL import Image
 
 from inpaint_cli.archs.base import Phase, TrainingRecipe, TrainOptions
 from inpaint_cli.checkpoint import export_release, load_release, load_training_state, save_training_state
-from inpaint_cli.devices import pick_device
+from inpaint_cli.devices import autocast_dtype, pick_device
 from inpaint_cli.errors import InpaintError
 from inpaint_cli.registry import get_arch, get_config
 from inpaint_cli.train.data import BatchSampler, ImageCache, find_training_images
@@ -31,6 +31,8 @@ from inpaint_cli.train.data import BatchSampler, ImageCache, find_training_image
 CHECKPOINT_DIR = "checkpoint"
 CHANNELS_LAST = torch.channels_last
 PREVIEW_STREAM = 999_999  # the substep whose batch the sample grids show (never a training batch)
+#: training figures of a warm-start source kept in the export's lineage
+LINEAGE_KEYS = ("step", "image_size", "batch", "hardware", "wall_time_s")
 
 
 @dataclass
@@ -80,10 +82,11 @@ def _phase_at(phases: list[Phase], step: int) -> Phase:
     return phases[-1]
 
 
-def _hardware(device: torch.device) -> str:
+def _hardware(device: torch.device, dtype: torch.dtype | None) -> str:
+    precision = "float32" if dtype is None else f"{str(dtype).removeprefix('torch.')} autocast"
     if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)} (CUDA)"
-    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+        return f"{torch.cuda.get_device_name(device)} (CUDA), {precision}"
+    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads, {precision}"
 
 
 def sample_grid(image: torch.Tensor, mask: torch.Tensor, filled: torch.Tensor) -> np.ndarray:
@@ -103,9 +106,11 @@ class Trainer:
         settings: TrainSettings,
         device: str = "auto",
         progress: Callable[[int, int, str, dict[str, float]], None] | None = None,
+        precision: str = "auto",
     ) -> None:
         self.settings = settings
         self.device = pick_device(device)
+        self.precision = precision
         self.progress = progress
         self.spec = get_arch(settings.arch)
         if not self.spec.learned or self.spec.recipe is None:
@@ -139,17 +144,13 @@ class Trainer:
             raise InpaintError(str(error)) from None
         # channels-last convolutions run about 20 % faster on the CPU (benchmarks/training_speed.py)
         self.generator = self.spec.build_generator(self.recipe.config).to(self.device, memory_format=CHANNELS_LAST)
-        if self.settings.init_weights:
-            warm, _, _, _ = load_release(self.settings.init_weights, self.spec.name, self.config_name)
-            self.generator.load_state_dict(warm.state_dict())
+        self.warm_start: dict[str, Any] | None = None  # where the generator started: see `start_from`
         discriminator = self.recipe.build_discriminator()
         if discriminator is not None:
             discriminator = discriminator.to(self.device, memory_format=CHANNELS_LAST)
         self.discriminator = discriminator
         self.optimizers = self.recipe.optimizers(self.generator, self.discriminator)
-        self.autocast_dtype = None
-        if self.device.type == "cuda":
-            self.autocast_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        self.autocast_dtype = autocast_dtype(self.device, self.precision)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast_dtype == torch.float16)
         paths = find_training_images([Path(d) for d in self.settings.data_dirs])
         self.image_count = len(paths)
@@ -176,8 +177,17 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "rng": _rng_states(),
             "history": self.history,
+            "warm_start": self.warm_start,
         }
         return state
+
+    def start_from(self, location: str) -> None:
+        """Warm start: the generator's weights from a release file, whose training figures (and
+        its own warm start, recursively) are kept so the export records the whole lineage."""
+        warm, _, _, metadata = load_release(location, self.spec.name, self.config_name)
+        self.generator.load_state_dict(warm.state_dict())
+        earlier = json.loads(metadata.get("training_json", "{}")).get("warm_start")
+        self.warm_start = {key: metadata.get(key) for key in LINEAGE_KEYS} | {"file": Path(location).name, "warm_start": earlier}
 
     def save(self) -> None:
         save_training_state(self.state(), self.out_dir / CHECKPOINT_DIR)
@@ -192,6 +202,7 @@ class Trainer:
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         _set_rng_states(state["rng"])
+        self.warm_start = state.get("warm_start")
         self.step = int(state["step"])
         self.wall_time = float(state["wall_time_s"])
         self.history = list(state["history"])
@@ -208,11 +219,12 @@ class Trainer:
             "batch": str(self.settings.batch),
             "seed": str(self.settings.seed),
             "data": self.settings.data_note or f"{self.image_count} images from {data_names}",
-            "hardware": _hardware(self.device),
+            "hardware": _hardware(self.device, self.autocast_dtype),
             "wall_time_s": f"{self.wall_time:.0f}",
             "license": self.settings.license,
             "training_json": json.dumps(
                 {k: v for k, v in asdict(self.settings).items() if k not in ("out_dir", "extra")}
+                | {"warm_start": self.warm_start}
             ),
         }
         was_training = self.generator.training
@@ -390,6 +402,7 @@ def start_training(
     device: str = "auto",
     progress: Callable[[int, int, str, dict[str, float]], None] | None = None,
     steps_override: int | None = None,
+    precision: str = "auto",
 ) -> Trainer:
     """A ready Trainer: fresh (the output folder must hold no checkpoint) or resumed from it."""
     checkpoint = Path(settings.out_dir) / CHECKPOINT_DIR
@@ -400,9 +413,12 @@ def start_training(
             raise InpaintError(f"{checkpoint} holds a {stored.arch} run, not {settings.arch}")
         if steps_override is not None:
             stored = replace(stored, steps=steps_override)
-        trainer = Trainer(stored, device=device, progress=progress)
+        trainer = Trainer(stored, device=device, progress=progress, precision=precision)
         trainer.restore(state)
         return trainer
     if checkpoint.exists():
         raise InpaintError(f"{settings.out_dir} already holds a training run; pass --resume to continue it or pick another --out")
-    return Trainer(settings, device=device, progress=progress)
+    trainer = Trainer(settings, device=device, progress=progress, precision=precision)
+    if settings.init_weights:
+        trainer.start_from(settings.init_weights)
+    return trainer
