@@ -303,6 +303,7 @@ def eval_command(
     save_dir: Annotated[Optional[Path], typer.Option("--save-dir", help="Write every fill and a comparison grid per mask set here.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON on stdout (no tables).")] = False,
     csv_path: Annotated[Optional[Path], typer.Option("--csv", help="Also write the results as CSV to this file.")] = None,
+    markdown: Annotated[bool, typer.Option("--markdown", help="Print the results as one Markdown table on stdout.")] = False,
 ) -> None:
     """Compare methods on a fixed protocol (DESIGN.md): same images, same masks, same metrics.
 
@@ -313,35 +314,49 @@ def eval_command(
       inpaint eval --arch telea --arch glcic --data eval/ --masks irregular --metric psnr --metric ssim
       inpaint eval --weights runs/glcic/glcic-half.safetensors --masks box --masks masks/30-40
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-    from inpaint_cli.evaluate import evaluate, load_eval_images, render_tables, result_to_csv, result_to_json
-    from inpaint_cli.fill import FillOptions, Inpainter, read_manifest, resolve_model
+    from inpaint_cli.evaluate import render_tables, result_to_csv, result_to_json, result_to_markdown
+    from inpaint_cli.fill import read_manifest
 
     if csv_path is not None and csv_path.exists():
         raise InpaintError(f"{csv_path} exists; remove it or pick another --csv path")
-    if limit is not None and limit < 1:
-        raise InpaintError("--limit must be at least 1")
     data_dir = data or _data_default([], "eval")[0]
     if not arch and not weights:
         arch = list(read_manifest().get("models", {})) + ["telea", "ns"]
-    methods = [resolve_model(name, None, device) for name in arch] + [resolve_model(None, w, device) for w in weights]
-    options = FillOptions(strategy="auto", blend=blend, max_side=max(size, 1024))
-    inpainters = [Inpainter(loaded, device, options if loaded.spec.learned else FillOptions()) for loaded in methods]
-    images = load_eval_images(data_dir, size, limit)
-    mask_sets = mask_sets or ["box", "irregular"]
-    with Progress("[bold]evaluating", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=stderr, transient=True) as progress:
-        task = progress.add_task("eval", total=len(inpainters) * len(images) * len(mask_sets))
-        result = evaluate(inpainters, images, mask_sets, metric or ["psnr", "ssim"], seed=seed, save_dir=save_dir,
-                          progress=lambda k: progress.advance(task, k))
+    result, count = _evaluate(arch, weights, data_dir, mask_sets or ["box", "irregular"], metric or ["psnr", "ssim"],
+                              seed=seed, limit=limit, size=size, blend=blend, device=device, save_dir=save_dir)
     if csv_path is not None:
         csv_path.write_text(result_to_csv(result))
     if as_json:
         stdout.print(result_to_json(result), markup=False)
         return
+    if markdown:
+        stdout.print(result_to_markdown(result), markup=False, soft_wrap=True)
+        return
     for table in render_tables(result):
         stdout.print(table)
-    stdout.print(f"{len(images)} images from {data_dir} at {size}x{size}, seed {seed}; mean ± standard error", markup=False)
+    stdout.print(f"{count} images from {data_dir} at {size}x{size}, seed {seed}; mean ± standard error", markup=False)
+
+
+def _evaluate(arch: list[str], weights: list[str], data_dir: Path, mask_sets: list[str], metrics: list[str], *,
+              seed: int = 0, limit: int | None = None, size: int = 256, blend: str = "none", device: str = "auto",
+              save_dir: Path | None = None):
+    """The protocol evaluation of `eval` (and `release`), with a progress bar: (result, image count)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from inpaint_cli.evaluate import evaluate, load_eval_images
+    from inpaint_cli.fill import FillOptions, Inpainter, resolve_model
+
+    if limit is not None and limit < 1:
+        raise InpaintError("--limit must be at least 1")
+    methods = [resolve_model(name, None, device) for name in arch] + [resolve_model(None, w, device) for w in weights]
+    options = FillOptions(strategy="auto", blend=blend, max_side=max(size, 1024))
+    inpainters = [Inpainter(loaded, device, options if loaded.spec.learned else FillOptions()) for loaded in methods]
+    images = load_eval_images(data_dir, size, limit)
+    with Progress("[bold]evaluating", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=stderr, transient=True) as progress:
+        task = progress.add_task("eval", total=len(inpainters) * len(images) * len(mask_sets))
+        result = evaluate(inpainters, images, mask_sets, metrics, seed=seed, save_dir=save_dir,
+                          progress=lambda k: progress.advance(task, k))
+    return result, len(images)
 
 
 # ---------------------------------------------------------------------------------------- models
@@ -516,6 +531,52 @@ def train(
         progress.update(task, completed=trainer.step, total=trainer.settings.steps, phase="resumed" if resume else "training")
         result = trainer.run()
     stderr.print(f"trained {trainer.spec.name} {trainer.config_name} to step {result.step}; export: {result.export_path}", markup=False)
+
+
+# --------------------------------------------------------------------------------------- release
+
+
+@app.command()
+@user_errors
+def release(
+    export: Annotated[Path, typer.Argument(help="The export of a training run (<out>/<arch>-<config>.safetensors).", show_default=False)],
+    to: Annotated[Optional[Path], typer.Option("--to", help="Bundled-weights folder to release into. Default: the one `fill` reads ($INPAINT_WEIGHTS or the repository's weights/).")] = None,
+    data: Annotated[Optional[Path], typer.Option("--data", help="Evaluation images. Default: $INPAINT_DATA/eval.")] = None,
+    irregular: Annotated[Optional[Path], typer.Option("--irregular", help="Folder of the NVIDIA irregular-mask bands 10-20, 30-40, 50-60. Default: $INPAINT_DATA/masks/nvidia-irregular.")] = None,
+    eval_json: Annotated[Optional[Path], typer.Option("--eval-json", help="Use this `inpaint eval --json` result (the export beside telea and ns) instead of evaluating again.")] = None,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+) -> None:
+    """Bundle a trained export: evaluate it beside Telea and NS on the protocol (seed 0: boxes and
+    the NVIDIA 10-20, 30-40 and 50-60 % bands), refuse it unless it beats both on PSNR, SSIM and
+    hole L1 on boxes and 30-40 %, stamp the table into its metadata, copy it in as
+    <arch>-<config>.safetensors and make the best model that beats both everywhere the default.
+
+    Example: inpaint release runs/glcic/glcic-half.safetensors
+    """
+    from inpaint_cli.evaluate import result_from_json, result_to_markdown
+    from inpaint_cli.fill import weights_dir
+    from inpaint_cli.release import release as release_export
+
+    directory = to or weights_dir()
+    if directory is None:
+        raise InpaintError("no bundled-weights folder found: pass --to DIR or set INPAINT_WEIGHTS")
+    if eval_json is not None:
+        if not eval_json.is_file():
+            raise InpaintError(f"--eval-json file not found: {eval_json}")
+        result = result_from_json(eval_json.read_text())
+    else:
+        data_dir = data or _data_default([], "eval")[0]
+        bands = irregular or Path(_data_default([], "masks")[0]) / "nvidia-irregular"
+        mask_sets = ["box", *(str(bands / band) for band in ("10-20", "30-40", "50-60"))]
+        for folder in mask_sets[1:]:
+            if not Path(folder).is_dir():
+                raise InpaintError(f"mask folder not found: {folder} (pass --irregular DIR)")
+        result, _ = _evaluate(["telea", "ns"], [str(export)], data_dir, mask_sets, ["psnr", "ssim"], device=device)
+    target, verdict, default = release_export(export, result, Path(directory))
+    stdout.print(result_to_markdown(result), markup=False, soft_wrap=True)
+    stdout.print(f"released {target}; default model: {default}", markup=False)
+    if not verdict.margin:
+        warn(f"{target.name} is not yet good enough to be the default by the 1 dB bar: {'; '.join(verdict.shortfalls)}")
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:

@@ -376,6 +376,22 @@ def result_from_json(text: str) -> EvalResult:
         raise InpaintError(f"not an evaluation result: {error}") from error
 
 
+def result_to_markdown(result: EvalResult) -> str:
+    """One Markdown table: a row per section and method, the section named on its first row,
+    cells are means (PSNR in dB to 2 decimals, others to 3)."""
+    columns = [*result.metrics]
+    header = "| masks | method | " + " | ".join(_MARKDOWN_NAMES.get(m, m) for m in columns) + " |"
+    lines = [header, "|" + "---|" * (len(columns) + 2)]
+    for section, per_method in result.sections.items():
+        for index, label in enumerate(result.methods):
+            cells = [f"{per_method[label][m].mean:.{2 if m == 'psnr' else 3}f}" for m in columns]
+            lines.append(f"| {section if index == 0 else ''} | {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+_MARKDOWN_NAMES = {"psnr": "PSNR (dB)", "ssim": "SSIM", "hole_l1": "hole L1", "l1": "L1", "l2": "L2"}
+
+
 def result_to_csv(result: EvalResult) -> str:
     """The result as CSV, one row per section, method and metric:
     section,method,metric,mean,stderr,n."""

@@ -1,0 +1,143 @@
+"""Releasing a trained export into a bundled-weights folder (DESIGN.md "Checkpoints", "Names").
+
+A release is measured on the exported file beside Telea and Navier-Stokes on the evaluation
+protocol; the table is stamped into the file's `eval_json` metadata and the manifest, and the
+manifest's default becomes the best bundled model that beats both classical methods everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from safetensors.torch import load_file
+
+from inpaint_cli.checkpoint import atomic_save_safetensors, read_metadata
+from inpaint_cli.errors import InpaintError
+from inpaint_cli.evaluate import OVERALL, EvalResult, result_from_json, result_to_json
+from inpaint_cli.fill import MANIFEST
+from inpaint_cli.metrics import HIGHER_IS_BETTER
+
+BASELINES = ("telea", "ns")
+BAR_METRICS = ("psnr", "ssim", "hole_l1")
+#: sections every bundled model must win on every bar metric (issue 5)
+BUNDLE_SECTIONS = ("box", "30-40")
+#: sections where the default model must lead both baselines by DEFAULT_MARGIN_DB of PSNR
+MARGIN_SECTIONS = ("box", "30-40", "50-60")
+DEFAULT_MARGIN_DB = 1.0
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """How a model stands against the classical baselines in one evaluation."""
+
+    bundle: bool  # wins every bar metric on BUNDLE_SECTIONS
+    everywhere: bool  # wins every bar metric on every section
+    margin: bool  # and leads by DEFAULT_MARGIN_DB PSNR on MARGIN_SECTIONS
+    shortfalls: list[str]  # one phrase per missed condition
+
+
+def judge(result: EvalResult, label: str) -> Verdict:
+    """Compare `label` with both baselines, section by section (the "overall" pool is skipped)."""
+    missing = [name for name in (label, *BASELINES) if name not in result.methods]
+    if missing:
+        raise InpaintError(f"the evaluation lacks {', '.join(missing)}: it must compare the model with telea and ns")
+    absent = [m for m in BAR_METRICS if m not in result.metrics and m != "hole_l1"]
+    if absent:
+        raise InpaintError(f"the evaluation lacks {', '.join(absent)}: run it with --metric psnr --metric ssim")
+    sections = [name for name in result.sections if name != OVERALL]
+    shortfalls: list[str] = []
+    losing_sections: set[str] = set()
+    for section in sections:
+        scores = result.sections[section]
+        for metric in BAR_METRICS:
+            mine = scores[label][metric].mean
+            for baseline in BASELINES:
+                theirs = scores[baseline][metric].mean
+                wins = mine > theirs if metric in HIGHER_IS_BETTER else mine < theirs
+                if not wins:
+                    losing_sections.add(section)
+                    shortfalls.append(f"{section}: {metric} {mine:.4g} vs {baseline} {theirs:.4g}")
+    for section in MARGIN_SECTIONS:
+        if section in result.sections:
+            scores = result.sections[section]
+            lead = scores[label]["psnr"].mean - max(scores[b]["psnr"].mean for b in BASELINES)
+            if lead < DEFAULT_MARGIN_DB:
+                shortfalls.append(f"{section}: PSNR lead {lead:+.2f} dB < {DEFAULT_MARGIN_DB:g} dB")
+    absent_sections = [s for s in (*BUNDLE_SECTIONS, *MARGIN_SECTIONS) if s not in result.sections]
+    if absent_sections:
+        raise InpaintError(f"the evaluation lacks the mask sets {', '.join(sorted(set(absent_sections)))}")
+    bundle = not losing_sections.intersection(BUNDLE_SECTIONS)
+    everywhere = not losing_sections
+    margin = everywhere and not any("PSNR lead" in text for text in shortfalls)
+    return Verdict(bundle=bundle, everywhere=everywhere, margin=margin, shortfalls=shortfalls)
+
+
+def release(export: Path, result: EvalResult, weights_dir: Path) -> tuple[Path, Verdict, str]:
+    """Copy `export` into `weights_dir` as `<arch>-<config>.safetensors` with `eval_json` stamped
+    in, record it in the manifest and re-pick the default. Returns (file, verdict, default).
+
+    Refuses a model that does not beat both baselines on boxes and the 30-40 % band.
+    """
+    metadata = read_metadata(export)
+    label = _own_label(result, export.name)
+    verdict = judge(result, label)
+    if not verdict.bundle:
+        raise InpaintError(f"{export.name} does not clear the bar to be bundled: {'; '.join(verdict.shortfalls)}")
+    target = weights_dir / f"{metadata['arch']}-{metadata['config']}.safetensors"
+    manifest_path = weights_dir / MANIFEST
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {"default": "telea"}
+    tensors = load_file(str(export))
+    atomic_save_safetensors(tensors, target, metadata | {"eval_json": result_to_json(result)})
+    arch = metadata["arch"]
+    manifest.setdefault("models", {})[arch] = target.name
+    manifest.setdefault("summaries", {})[arch] = summary_line(metadata, result, label)
+    manifest["default"] = _best_default(weights_dir, manifest["models"])
+    _write_json(manifest_path, manifest)
+    return target, verdict, manifest["default"]
+
+
+def summary_line(metadata: dict[str, str], result: EvalResult, label: str) -> str:
+    """One line for `inpaint models`: training figures and the box and 30-40 % PSNR beside Telea."""
+    hours = float(metadata.get("wall_time_s", 0)) / 3600
+    lineage = json.loads(metadata.get("training_json", "{}")).get("warm_start")
+    while lineage:
+        hours += float(lineage.get("wall_time_s") or 0) / 3600
+        lineage = lineage.get("warm_start")
+    scores = ", ".join(
+        f"{section} {result.sections[section][label]['psnr'].mean:.2f} dB (telea {result.sections[section]['telea']['psnr'].mean:.2f})"
+        for section in BUNDLE_SECTIONS
+    )
+    return f"{hours:.1f} h training ({metadata.get('hardware', '?')}); PSNR {scores}"
+
+
+def _best_default(weights_dir: Path, models: dict[str, str]) -> str:
+    """The bundled file that beats both baselines on every section with the highest mean PSNR
+    over its sections; `telea` when none does."""
+    best, best_psnr = "telea", float("-inf")
+    for arch, file in sorted(models.items()):
+        metadata = read_metadata(weights_dir / file)
+        result = result_from_json(metadata["eval_json"])
+        label = _own_label(result, file)
+        if not judge(result, label).everywhere:
+            continue
+        sections = [s for s in result.sections if s != OVERALL]
+        mean_psnr = sum(result.sections[s][label]["psnr"].mean for s in sections) / len(sections)
+        if mean_psnr > best_psnr:
+            best, best_psnr = file, mean_psnr
+    return best
+
+
+def _own_label(result: EvalResult, file: str) -> str:
+    """The label the file's own evaluation gave it: the one method that is not a baseline."""
+    others = [label for label in result.methods if label not in BASELINES]
+    if len(others) != 1:
+        raise InpaintError(f"{file}: its eval_json must compare exactly one model with telea and ns, found {others}")
+    return others[0]
+
+
+def _write_json(path: Path, document: dict) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(document, indent=2) + "\n")
+    temporary.replace(path)

@@ -1,0 +1,91 @@
+"""Releasing an export: the bar against Telea and NS, eval_json stamped in, manifest and default."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from inpaint_cli.archs.glcic import CONFIGS, CompletionNetwork
+from inpaint_cli.checkpoint import export_release, read_metadata
+from inpaint_cli.errors import InpaintError
+from inpaint_cli.evaluate import EvalResult, Summary, result_from_json, result_to_markdown
+from inpaint_cli.registry import get_arch
+from inpaint_cli.release import judge, release
+
+SECTIONS = ("box", "10-20", "30-40", "50-60")
+BASELINE = {"psnr": 25.0, "ssim": 0.90, "hole_l1": 0.10}
+
+
+def _result(label: str, lead_db: float, worse: dict[tuple[str, str], float] | None = None) -> EvalResult:
+    """The model leads both baselines by `lead_db` PSNR and slightly on SSIM and hole L1, except
+    the (section, metric) pairs in `worse`, where it takes the given value."""
+    sections = {}
+    for section in (*SECTIONS, "overall"):
+        mine = {"psnr": 25.0 + lead_db, "ssim": 0.91, "hole_l1": 0.09}
+        for (where, metric), value in (worse or {}).items():
+            if where == section:
+                mine[metric] = value
+        sections[section] = {
+            label: {m: Summary(v, 0.1, 148) for m, v in mine.items()},
+            "telea": {m: Summary(v, 0.1, 148) for m, v in BASELINE.items()},
+            "ns": {m: Summary(v - 0.001, 0.1, 148) for m, v in BASELINE.items()},
+        }
+    return EvalResult(methods=[label, "telea", "ns"], metrics=["psnr", "ssim", "hole_l1"], sections=sections, seed=0, size=256)
+
+
+def _export(path):
+    torch.manual_seed(0)
+    info = {"step": "10", "image_size": "64", "batch": "4", "seed": "0", "data": "synthetic", "license": "test",
+            "hardware": "test CPU", "wall_time_s": "7200"}
+    export_release(CompletionNetwork(CONFIGS["tiny"]).eval(), get_arch("glcic"), "tiny", CONFIGS["tiny"], path, info)
+    return path
+
+
+def test_judge_names_every_shortfall():
+    assert judge(_result("m", 1.5), "m").margin
+    small_lead = judge(_result("m", 0.5), "m")
+    assert small_lead.bundle and small_lead.everywhere and not small_lead.margin
+    assert "box: PSNR lead +0.50 dB < 1 dB" in small_lead.shortfalls
+    worse_ssim = judge(_result("m", 2.0, {("box", "ssim"): 0.899}), "m")
+    assert not worse_ssim.bundle and "box: ssim 0.899 vs telea 0.9" in worse_ssim.shortfalls
+    worse_small_holes = judge(_result("m", 2.0, {("10-20", "hole_l1"): 0.2}), "m")
+    assert worse_small_holes.bundle and not worse_small_holes.everywhere
+
+
+def test_release_stamps_the_table_and_picks_the_default(tmp_path):
+    export = _export(tmp_path / "run" / "glcic-tiny.safetensors")
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "manifest.json").write_text(json.dumps({"default": "telea", "models": {}}))
+    # beats both on boxes and 30-40 % but not on 10-20 %: bundled, yet telea stays the default
+    target, verdict, default = release(export, _result("glcic-tiny", 2.0, {("10-20", "psnr"): 24.0}), weights)
+    assert target == weights / "glcic-tiny.safetensors" and verdict.bundle and default == "telea"
+    stamped = result_from_json(read_metadata(target)["eval_json"])
+    assert stamped.sections["10-20"]["glcic-tiny"]["psnr"].mean == 24.0
+    for name, tensor in load_file(str(export)).items():
+        assert torch.equal(load_file(str(target))[name], tensor), name
+    # a better release of the same file wins everywhere and becomes the default
+    _, _, default = release(export, _result("glcic-tiny", 1.2), weights)
+    manifest = json.loads((weights / "manifest.json").read_text())
+    assert default == manifest["default"] == "glcic-tiny.safetensors"
+    assert manifest["models"] == {"glcic": "glcic-tiny.safetensors"}
+    assert manifest["summaries"]["glcic"].startswith("2.0 h training (test CPU); PSNR box 26.20 dB (telea 25.00)")
+
+
+def test_a_model_below_the_bar_is_not_released(tmp_path):
+    export = _export(tmp_path / "glcic-tiny.safetensors")
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    with pytest.raises(InpaintError, match="does not clear the bar.*30-40: hole_l1 0.2 vs telea 0.1"):
+        release(export, _result("glcic-tiny", 2.0, {("30-40", "hole_l1"): 0.2}), weights)
+    assert list(weights.iterdir()) == []
+    with pytest.raises(InpaintError, match="lacks ns"):
+        judge(EvalResult(["m", "telea"], ["psnr", "ssim", "hole_l1"], {}, 0, 256), "m")
+
+
+def test_markdown_table():
+    lines = result_to_markdown(_result("m", 1.0)).splitlines()
+    assert lines[0] == "| masks | method | PSNR (dB) | SSIM | hole L1 |"
+    assert lines[2] == "| box | m | 26.00 | 0.910 | 0.090 |"
+    assert lines[3] == "|  | telea | 25.00 | 0.900 | 0.100 |"
