@@ -1,5 +1,6 @@
-"""Images per second of one generator training step (forward + backward + Adam), in the default
-(contiguous) and the channels-last memory format, measured in one run so the ratio is fair.
+"""Images per second of one generator training step (forward + backward + Adam): the default
+(contiguous) memory format, channels-last, and channels-last in bf16 autocast (what `inpaint train
+--precision auto` picks on CPUs with AMX), measured in one run so the ratios are fair.
 
     python benchmarks/training_speed.py --arch glcic --config half --size 128 --batch 16
 """
@@ -14,7 +15,7 @@ import torch
 from inpaint_cli.registry import get_arch
 
 
-def images_per_second(arch: str, config: str, size: int, batch: int, steps: int, channels_last: bool) -> float:
+def images_per_second(arch: str, config: str, size: int, batch: int, steps: int, channels_last: bool, bf16: bool) -> float:
     spec = get_arch(arch)
     torch.manual_seed(0)
     generator = spec.build_generator(spec.config(config))
@@ -28,7 +29,8 @@ def images_per_second(arch: str, config: str, size: int, batch: int, steps: int,
     times = []
     for _ in range(steps + 1):
         started = time.perf_counter()
-        loss = (generator.inpaint(image, mask) - image).abs().mean()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = (generator.inpaint(image, mask).float() - image).abs().mean()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -44,14 +46,19 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--steps", type=int, default=3)
     args = parser.parse_args()
+    variants = {
+        "contiguous": (False, False),
+        "channels-last": (True, False),
+        "contiguous bf16": (False, True),
+        "channels-last bf16": (True, True),
+    }
     rates = {
-        layout: images_per_second(args.arch, args.config, args.size, args.batch, args.steps, layout == "channels-last")
-        for layout in ("contiguous", "channels-last")
+        name: images_per_second(args.arch, args.config, args.size, args.batch, args.steps, channels_last, bf16)
+        for name, (channels_last, bf16) in variants.items()
     }
     print(f"{args.arch} {args.config}, {args.size}x{args.size}, batch {args.batch}, {torch.get_num_threads()} threads (best of {args.steps})")
-    for layout, rate in rates.items():
-        print(f"  {layout:14s} {rate:6.1f} images/s")
-    print(f"  ratio {rates['channels-last'] / rates['contiguous']:.2f}")
+    for name, rate in rates.items():
+        print(f"  {name:20s} {rate:6.1f} images/s  ({rate / rates['contiguous']:.2f}x)")
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
     """The mixed-precision dtype to train in, None for float32.
 
     `auto` picks bf16 where the hardware runs it fast (CUDA with bf16, CPUs with AMX tiles: about
-    2.5x on a 2-core Sapphire Rapids, benchmarks/training_speed.py), fp16 on older CUDA, else fp32.
+    2.6x on a 2-core Sapphire Rapids, benchmarks/training_speed.py), fp16 on older CUDA, else fp32.
     """
     if precision not in PRECISIONS:
         raise InpaintError(f"unknown precision {precision!r}: use {', '.join(PRECISIONS)}")
