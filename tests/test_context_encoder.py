@@ -45,6 +45,18 @@ def test_paper_parameter_counts(config: str, generator_count: int, discriminator
     assert generator.fixed_size == 128
 
 
+def test_half_fc_counts() -> None:
+    """Encoder 707,520 (= D's 711,617 less its 4,097-weight head) + channel-wise FC 256 * 4^4 =
+    65,536 + 1x1 mix 65,792 + BN 512 + decoder 706,819."""
+    with torch.device("meta"):
+        generator = SPECS[0].build_generator(CONFIGS["half-fc"])
+        discriminator = SPECS[0].build_discriminator(CONFIGS["half-fc"])
+    assert count_parameters(generator.encoder) == 707_520
+    assert count_parameters(generator.bottleneck) == 65_536 + 65_792 + 512
+    assert count_parameters(generator) == 1_546_179
+    assert count_parameters(discriminator) == 711_617
+
+
 def test_channelwise_fc_has_m_n4_weights_and_no_cross_channel_links() -> None:
     assert count_parameters(ChannelwiseFC(256, 6)) == 256 * 6**4 == 331_776
     torch.manual_seed(0)

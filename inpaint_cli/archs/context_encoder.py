@@ -276,6 +276,10 @@ CONFIGS = {
     "half": ContextEncoderConfig(
         region="random", channels=32, bottleneck=2000, discriminator_channels=32
     ),
+    # the paper's channel-wise fully connected bottleneck (§3.1) keeps a half-width model small
+    "half-fc": ContextEncoderConfig(
+        region="random", channels=32, bottleneck_kind="channelwise-fc", discriminator_channels=32
+    ),
     "tiny": ContextEncoderConfig(
         region="random", image_size=64, channels=8, bottleneck=64, discriminator_channels=8
     ),
