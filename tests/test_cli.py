@@ -541,3 +541,20 @@ def test_eval_json_csv_and_saved_fills(tmp_path: Path) -> None:
         assert saved == ["a.png", "b.png", "c.png"]
     grid = load(save_dir / "box" / "comparison.png")
     assert grid.shape[0] >= 3 * 64 and grid.shape[1] >= 4 * 64  # input | telea | ns | original
+
+
+def test_release_evaluates_and_refuses_a_model_below_the_bar(tmp_path: Path, glcic_weights: Path) -> None:
+    data, bands, weights = tmp_path / "eval", tmp_path / "bands", tmp_path / "weights"
+    data.mkdir()
+    weights.mkdir()
+    for index in range(2):
+        save(data / f"{index}.png", smooth_photo(index, 72, 90))
+    for band in ("10-20", "30-40", "50-60"):
+        (bands / band).mkdir(parents=True)
+        save_mask(bands / band / "m.png", box(8, 8, 24, 30))
+    result = run_cli("release", glcic_weights, "--to", weights, "--data", data, "--irregular", bands,
+                     "--device", "cpu", cwd=tmp_path)
+    assert_user_error(result, glcic_weights.name, "does not clear the bar", "box: psnr")
+    assert list(weights.iterdir()) == []
+    missing = run_cli("release", glcic_weights, "--to", weights, "--data", data, "--irregular", tmp_path / "none", cwd=tmp_path)
+    assert_user_error(missing, "mask folder not found")
