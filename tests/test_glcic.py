@@ -1,5 +1,7 @@
 """GLCIC (ARCHITECTURES.md §2): parameter counts, shapes, the hole-centred local patch."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -80,3 +82,24 @@ def test_phases_scale_the_paper_schedule():
     assert [(p.train_generator, p.train_discriminator) for p in phases] == [(True, False), (False, True), (True, True)]
     explicit = GLCICRecipe(CONFIGS["tiny"], TrainOptions(size=64, batch=2, steps=1000, phase_steps=(5, 7))).phases()
     assert [p.steps for p in explicit] == [5, 7, None]
+
+
+@pytest.mark.parametrize(("reconstruction", "expected"), [("mse", 0.5**2 * 2 / 3), ("l1", 0.5 * 2 / 3)])
+def test_reconstruction_loss_is_over_the_hole_only(reconstruction, expected):
+    """Hole of 4 pixels; the output is off by 0.5 in two of three channels there, and by 1 outside."""
+    config = dataclasses.replace(CONFIGS["tiny"], reconstruction=reconstruction)
+    recipe = GLCICRecipe(config, TrainOptions(size=64, batch=1, steps=10))
+    image = torch.zeros(1, 3, 8, 8)
+    mask = torch.zeros(1, 1, 8, 8)
+    mask[..., 2:4, 2:4] = 1
+    output = torch.ones(1, 3, 8, 8)
+    output[:, :2, 2:4, 2:4] = 0.5
+    output[:, 2, 2:4, 2:4] = 0.0
+    loss, logs = recipe.generator_loss(None, image, mask, output, recipe.phases()[0])
+    assert loss.item() == pytest.approx(expected) and logs["rec"] == pytest.approx(expected)
+    with pytest.raises(ValueError, match="reconstruction must be"):
+        GLCICRecipe(dataclasses.replace(config, reconstruction="l2"), TrainOptions(size=64, batch=1, steps=10))
+
+
+def test_half_l1_differs_from_half_only_in_its_loss():
+    assert dataclasses.replace(CONFIGS["half-l1"], reconstruction="mse") == CONFIGS["half"]

@@ -118,6 +118,8 @@ def test_a_warm_start_keeps_its_lineage_and_resumes_without_its_source(image_fol
     lineage = json.loads(metadata["training_json"])["warm_start"]
     assert (lineage["file"], lineage["step"], lineage["image_size"], lineage["warm_start"]) == ("source.safetensors", "2", "64", None)
     assert metadata["step"] == "3"
+    with pytest.raises(InpaintError, match="tensors do not fit the quarter config"):
+        start_training(_settings(image_folder, tmp_path / "misfit", "glcic", config="quarter", init_weights=str(resumed.export_path)))
 
 
 def test_precision_choices():

@@ -32,7 +32,7 @@ CHECKPOINT_DIR = "checkpoint"
 CHANNELS_LAST = torch.channels_last
 PREVIEW_STREAM = 999_999  # the substep whose batch the sample grids show (never a training batch)
 #: training figures of a warm-start source kept in the export's lineage
-LINEAGE_KEYS = ("step", "image_size", "batch", "hardware", "wall_time_s")
+LINEAGE_KEYS = ("config", "step", "image_size", "batch", "hardware", "wall_time_s")
 
 
 @dataclass
@@ -182,10 +182,16 @@ class Trainer:
         return state
 
     def start_from(self, location: str) -> None:
-        """Warm start: the generator's weights from a release file, whose training figures (and
-        its own warm start, recursively) are kept so the export records the whole lineage."""
-        warm, _, _, metadata = load_release(location, self.spec.name, self.config_name)
-        self.generator.load_state_dict(warm.state_dict())
+        """Warm start: the generator's weights from a release file of the same architecture (any
+        config with the same tensors), whose training figures (and its own warm start,
+        recursively) are kept so the export records the whole lineage."""
+        warm, _, config_name, metadata = load_release(location, self.spec.name)
+        try:
+            self.generator.load_state_dict(warm.state_dict())
+        except RuntimeError:
+            raise InpaintError(
+                f"--init-weights {location}: its {config_name} tensors do not fit the {self.config_name} config"
+            ) from None
         earlier = json.loads(metadata.get("training_json", "{}")).get("warm_start")
         self.warm_start = {key: metadata.get(key) for key in LINEAGE_KEYS} | {"file": Path(location).name, "warm_start": earlier}
 
