@@ -159,7 +159,10 @@ def _irregular(rng: np.random.Generator, height: int, width: int, parameters: st
     and the next ones are drawn smaller, so the result always lies in the band.
     """
     low, high = _parse_band(parameters)
-    target = max(rng.uniform(low, high), 1 / (height * width))
+    pixels = height * width
+    # at most the largest whole number of pixels inside the band: a target in the band's last
+    # fraction of a pixel could never be met (one draw in about 20,000 at 128 x 128, 10-60 %)
+    target = min(max(rng.uniform(low, high), 1 / pixels), math.floor(high * pixels) / pixels)
     canvas = np.zeros((height, width), dtype=np.uint8)
     size_factor = 1.0
     for _ in range(_MAX_ATTEMPTS):

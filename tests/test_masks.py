@@ -94,6 +94,13 @@ def test_irregular_ratio_always_in_its_band(kind: str, low: float, high: float) 
     assert ratios.std() > 0.01  # spread over the band, not stuck at one edge
 
 
+def test_irregular_band_narrower_than_a_pixel_is_met() -> None:
+    """At 16 x 16 the band 50-50.005 % holds exactly one count, 128 pixels; a target drawn inside
+    the band's last fraction of a pixel (any target > 128 / 256 here) could never be met."""
+    for seed in range(5):
+        assert draw_mask("irregular:50-50.005", np.random.default_rng(seed), 16, 16).sum() == 128
+
+
 def test_irregular_masks_are_strokes_not_noise() -> None:
     mask = draw_mask("irregular:30-40", eval_rng(0, 0, "irregular"), 256, 256).astype(np.uint8)
     components, _ = cv2.connectedComponents(mask)
