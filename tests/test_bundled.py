@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from inpaint_cli.checkpoint import read_metadata
+from inpaint_cli.evaluate import load_eval_images
 from inpaint_cli.fill import Inpainter, read_manifest, resolve_model, weights_dir
-from inpaint_cli.io import read_image
+from inpaint_cli.masks import draw_mask, eval_rng
 from inpaint_cli.metrics import psnr
 
 BUNDLED = sorted(read_manifest().get("models", {}).items())
@@ -37,16 +38,21 @@ def test_bundled_file_matches_its_declaration(arch, file):
 
 @pytest.mark.parametrize("arch,file", BUNDLED)
 def test_bundled_model_changes_only_the_hole_and_beats_telea_on_boxes(arch, file, examples_dir):
+    """The example photos at the protocol's scale with its boxes (seeds 0-3: 16 fills). A broken
+    export wins none and falls several dB behind; a sound one wins some and keeps level on average
+    (per-photo PSNR differences of a few dB either way are normal on four photos)."""
     model = Inpainter(resolve_model(arch, None))
     telea = Inpainter(resolve_model("telea", None))
-    wins = 0
-    names = ["astronaut", "chelsea", "coffee"]
-    for name in names:
-        rgb = read_image(examples_dir / f"{name}.png").rgb8[:256, :256]
-        hole = np.zeros(rgb.shape[:2], bool)
-        hole[96:160, 80:176] = True
-        filled = model(rgb, hole)
-        assert np.array_equal(filled[~hole], rgb[~hole])
-        scores = [psnr(rgb / 255, out / 255, hole) for out in (filled, telea(rgb, hole))]
-        wins += scores[0] > scores[1]
-    assert wins >= 2, f"{arch} beat Telea on only {wins} of {len(names)} example boxes"
+    images = load_eval_images(examples_dir, 256)
+    differences = []
+    for seed in range(4):
+        for index, (_, rgb) in enumerate(images):
+            hole = draw_mask("box", eval_rng(seed, index, "box"), 256, 256)
+            hidden = np.where(hole[..., None], 0, rgb).astype(np.uint8)
+            filled = model(hidden, hole)
+            assert np.array_equal(filled[~hole], rgb[~hole])
+            mine, theirs = (psnr(rgb / 255, out / 255, hole) for out in (filled, telea(hidden, hole)))
+            differences.append(mine - theirs)
+    wins = sum(d > 0 for d in differences)
+    assert wins >= 4, f"{arch} beat Telea on only {wins} of {len(differences)} example boxes"
+    assert np.mean(differences) > -0.5, f"{arch} is {-np.mean(differences):.2f} dB behind Telea on the example boxes"
