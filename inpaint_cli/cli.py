@@ -572,11 +572,11 @@ def release(
             if not Path(folder).is_dir():
                 raise InpaintError(f"mask folder not found: {folder} (pass --irregular DIR)")
         result, _ = _evaluate(["telea", "ns"], [str(export)], data_dir, mask_sets, ["psnr", "ssim"], device=device)
+    stdout.print(result_to_markdown(result), markup=False, soft_wrap=True)  # shown even when refused
     target, verdict, default = release_export(export, result, Path(directory))
-    stdout.print(result_to_markdown(result), markup=False, soft_wrap=True)
     stdout.print(f"released {target}; default model: {default}", markup=False)
     if not verdict.margin:
-        warn(f"{target.name} is not yet good enough to be the default by the 1 dB bar: {'; '.join(verdict.shortfalls)}")
+        warn(f"{target.name} falls short of the default model's bar: {'; '.join(verdict.shortfalls)}")
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:

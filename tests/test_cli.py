@@ -555,6 +555,7 @@ def test_release_evaluates_and_refuses_a_model_below_the_bar(tmp_path: Path, glc
     result = run_cli("release", glcic_weights, "--to", weights, "--data", data, "--irregular", bands,
                      "--device", "cpu", cwd=tmp_path)
     assert_user_error(result, glcic_weights.name, "does not clear the bar", "box: psnr")
+    assert result.stdout.startswith("| masks | method | PSNR (dB) | SSIM | hole L1 |")  # the figures behind it
     assert list(weights.iterdir()) == []
     missing = run_cli("release", glcic_weights, "--to", weights, "--data", data, "--irregular", tmp_path / "none", cwd=tmp_path)
     assert_user_error(missing, "mask folder not found")
