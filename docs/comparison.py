@@ -17,13 +17,13 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
+from inpaint_cli.evaluate import show_hole
 from inpaint_cli.fill import Inpainter, read_manifest, resolve_model
 from inpaint_cli.io import list_images, read_image, read_mask
 
 ROOT = Path(__file__).resolve().parents[1]
 GAP = 4
 HEADER = 18
-CHECKER = 8
 
 
 def _square_around(hole: np.ndarray) -> tuple[int, int, int]:
@@ -34,14 +34,6 @@ def _square_around(hole: np.ndarray) -> tuple[int, int, int]:
     top = int(np.clip((rows.min() + rows.max()) // 2 - side // 2, 0, height - side))
     left = int(np.clip((cols.min() + cols.max()) // 2 - side // 2, 0, width - side))
     return top, left, side
-
-
-def _checkered(rgb: np.ndarray, hole: np.ndarray) -> np.ndarray:
-    rows, cols = np.indices(hole.shape)
-    checker = ((rows // CHECKER + cols // CHECKER) % 2) * 63 + 192
-    shown = rgb.copy()
-    shown[hole] = checker[hole, None].astype(np.uint8)
-    return shown
 
 
 def main() -> None:
@@ -64,7 +56,7 @@ def main() -> None:
         hole = read_mask(next(args.examples.glob(f"{picture.stem}_mask.*")))
         hidden = rgb.copy()
         hidden[hole] = 0
-        cells = [_checkered(rgb, hole), *(method(hidden, hole) for method in methods), rgb]
+        cells = [show_hole(rgb, hole), *(method(hidden, hole) for method in methods), rgb]
         top, left, side = _square_around(hole)
         for column, cell in enumerate(cells):
             crop = cv2.resize(cell[top : top + side, left : left + side], (args.cell, args.cell), interpolation=cv2.INTER_AREA)

@@ -282,7 +282,7 @@ def _comparison_grid(
     width = len(columns) * step - GRID_GAP
     grid = np.full((height, width, 3), 255, dtype=np.uint8)
     for row, (original, hole) in enumerate(zip(originals, holes)):
-        cells = [_show_hole(original, hole), *(fills[label][row] for label in fills), original]
+        cells = [show_hole(original, hole), *(fills[label][row] for label in fills), original]
         top = GRID_HEADER + row * step
         for column, cell in enumerate(cells):
             grid[top : top + size, column * step : column * step + size] = cell
@@ -293,7 +293,7 @@ def _comparison_grid(
     return np.asarray(canvas)
 
 
-def _show_hole(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+def show_hole(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
     """The image with its hole painted as a grey and white checkerboard."""
     rows, cols = np.indices(hole.shape)
     checker = ((rows // CHECKER_SQUARE + cols // CHECKER_SQUARE) % 2) * 63 + 192

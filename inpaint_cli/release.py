@@ -43,13 +43,15 @@ def judge(result: EvalResult, label: str) -> Verdict:
     missing = [name for name in (label, *BASELINES) if name not in result.methods]
     if missing:
         raise InpaintError(f"the evaluation lacks {', '.join(missing)}: it must compare the model with telea and ns")
-    absent = [m for m in BAR_METRICS if m not in result.metrics and m != "hole_l1"]
+    absent = [m for m in BAR_METRICS if m not in result.metrics]
     if absent:
         raise InpaintError(f"the evaluation lacks {', '.join(absent)}: run it with --metric psnr --metric ssim")
-    sections = [name for name in result.sections if name != OVERALL]
+    absent_sections = sorted({s for s in (*BUNDLE_SECTIONS, *MARGIN_SECTIONS) if s not in result.sections})
+    if absent_sections:
+        raise InpaintError(f"the evaluation lacks the mask sets {', '.join(absent_sections)}")
     shortfalls: list[str] = []
     losing_sections: set[str] = set()
-    for section in sections:
+    for section in (name for name in result.sections if name != OVERALL):
         scores = result.sections[section]
         for metric in BAR_METRICS:
             mine = scores[label][metric].mean
@@ -59,18 +61,16 @@ def judge(result: EvalResult, label: str) -> Verdict:
                 if not wins:
                     losing_sections.add(section)
                     shortfalls.append(f"{section}: {metric} {mine:.4g} vs {baseline} {theirs:.4g}")
+    short_leads = []
     for section in MARGIN_SECTIONS:
-        if section in result.sections:
-            scores = result.sections[section]
-            lead = scores[label]["psnr"].mean - max(scores[b]["psnr"].mean for b in BASELINES)
-            if lead < DEFAULT_MARGIN_DB:
-                shortfalls.append(f"{section}: PSNR lead {lead:+.2f} dB < {DEFAULT_MARGIN_DB:g} dB")
-    absent_sections = [s for s in (*BUNDLE_SECTIONS, *MARGIN_SECTIONS) if s not in result.sections]
-    if absent_sections:
-        raise InpaintError(f"the evaluation lacks the mask sets {', '.join(sorted(set(absent_sections)))}")
+        scores = result.sections[section]
+        lead = scores[label]["psnr"].mean - max(scores[b]["psnr"].mean for b in BASELINES)
+        if lead < DEFAULT_MARGIN_DB:
+            short_leads.append(f"{section}: PSNR lead {lead:+.2f} dB < {DEFAULT_MARGIN_DB:g} dB")
+    shortfalls += short_leads
     bundle = not losing_sections.intersection(BUNDLE_SECTIONS)
     everywhere = not losing_sections
-    margin = everywhere and not any("PSNR lead" in text for text in shortfalls)
+    margin = everywhere and not short_leads
     return Verdict(bundle=bundle, everywhere=everywhere, margin=margin, shortfalls=shortfalls)
 
 
