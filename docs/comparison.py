@@ -4,7 +4,7 @@ Rows are the pictures in examples/ (each with its `<name>_mask.png`); columns ar
 hole checkered, each method's fill (by `inpaint fill`'s own pipeline, full resolution), and the
 original. Each row shows the square around the hole, scaled to --cell pixels.
 
-    python docs/comparison.py                       # telea, ns and every bundled model
+    python docs/comparison.py                       # telea, ns, harmonic and every bundled model
     python docs/comparison.py --weights runs/glcic-half/glcic-half.safetensors --out /tmp/grid.jpg
 """
 
@@ -44,7 +44,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "comparison.jpg")
     args = parser.parse_args()
 
-    names = ["telea", "ns", *read_manifest().get("models", {})]
+    names = ["telea", "ns", "harmonic", *read_manifest().get("models", {})]
     methods = [Inpainter(resolve_model(name, None)) for name in names]
     methods += [Inpainter(resolve_model(None, path)) for path in args.weights]
     columns = ["input", *(method.label for method in methods), "original"]

@@ -159,7 +159,7 @@ def fill(
     weights: Annotated[Optional[str], typer.Option("--weights", "-w", help="Weights file, or hf://owner/repo/path.safetensors[@revision].")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output file (format from its extension) or folder. Default: X.filled.<ext> beside the input; DIR-filled/ for a folder.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")] = False,
-    blend: Annotated[str, typer.Option("--blend", help="none, or poisson (GLCIC's post-processing: fast marching + Poisson blending).")] = "none",
+    blend: Annotated[str, typer.Option("--blend", help="auto (the architecture's own post-processing from its paper: poisson for GLCIC, none for the others), none, or poisson (fast marching + Poisson blending).")] = "auto",
     strategy: Annotated[str, typer.Option("--strategy", help="full: whole image; crop: a window with context around each hole region; resize: at most --max-side, hole upsampled; auto: full up to --max-side, else crop (fixed-input models such as context-encoder always crop 128x128 windows, scaling holes larger than the model's output).")] = "auto",
     max_side: Annotated[int, typer.Option("--max-side", help="Longer side a model fills in one piece (auto/resize).")] = 1024,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
@@ -298,7 +298,7 @@ def eval_command(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the generated masks and of folder-mask assignment.")] = 0,
     limit: Annotated[Optional[int], typer.Option("--limit", help="Use only the first N images.")] = None,
     size: Annotated[int, typer.Option("--size", help="Images are resized (shorter side) and centre-cropped to this square.")] = 256,
-    blend: Annotated[str, typer.Option("--blend", help="none or poisson, applied to every learned method.")] = "none",
+    blend: Annotated[str, typer.Option("--blend", help="auto (each architecture's own post-processing: poisson for GLCIC, none for the others; the table labels a blended method 'NAME + poisson'), none, or poisson for every learned method.")] = "auto",
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
     save_dir: Annotated[Optional[Path], typer.Option("--save-dir", help="Write every fill and a comparison grid per mask set here.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON on stdout (no tables).")] = False,
@@ -321,7 +321,7 @@ def eval_command(
         raise InpaintError(f"{csv_path} exists; remove it or pick another --csv path")
     data_dir = data or _data_default([], "eval")[0]
     if not arch and not weights:
-        arch = list(read_manifest().get("models", {})) + ["telea", "ns"]
+        arch = list(read_manifest().get("models", {})) + ["telea", "ns", "harmonic"]
     result, count = _evaluate(arch, weights, data_dir, mask_sets or ["box", "irregular"], metric or ["psnr", "ssim"],
                               seed=seed, limit=limit, size=size, blend=blend, device=device, save_dir=save_dir)
     if csv_path is not None:
@@ -338,7 +338,7 @@ def eval_command(
 
 
 def _evaluate(arch: list[str], weights: list[str], data_dir: Path, mask_sets: list[str], metrics: list[str], *,
-              seed: int = 0, limit: int | None = None, size: int = 256, blend: str = "none", device: str = "auto",
+              seed: int = 0, limit: int | None = None, size: int = 256, blend: str = "auto", device: str = "auto",
               save_dir: Path | None = None):
     """The protocol evaluation of `eval` (and `release`), with a progress bar: (result, image count)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
@@ -571,7 +571,7 @@ def release(
         for folder in mask_sets[1:]:
             if not Path(folder).is_dir():
                 raise InpaintError(f"mask folder not found: {folder} (pass --irregular DIR)")
-        result, _ = _evaluate(["telea", "ns"], [str(export)], data_dir, mask_sets, ["psnr", "ssim"], device=device)
+        result, _ = _evaluate(["telea", "ns", "harmonic"], [str(export)], data_dir, mask_sets, ["psnr", "ssim"], device=device)
     stdout.print(result_to_markdown(result), markup=False, soft_wrap=True)  # shown even when refused
     target, verdict, default = release_export(export, result, Path(directory))
     stdout.print(f"released {target}; default model: {default}", markup=False)

@@ -23,7 +23,7 @@ from inpaint_cli.errors import InpaintError
 from inpaint_cli.registry import get_arch
 
 STRATEGIES = ("auto", "full", "crop", "resize")
-BLENDS = ("none", "poisson")
+BLENDS = ("auto", "none", "poisson")
 MANIFEST = "manifest.json"
 
 
@@ -103,7 +103,7 @@ def resolve_model(arch: str | None, weights: str | None, device: torch.device | 
 @dataclass(frozen=True)
 class FillOptions:
     strategy: str = "auto"  # auto: full up to `max_side`, crop above (fixed-size models: crop)
-    blend: str = "none"
+    blend: str = "auto"  # auto: the architecture's own post-processing (GLCIC: poisson)
     max_side: int = 1024  # the longer side a model fills comfortably in one piece
     context: int = 64  # crop: pixels of context on each side of a hole region, at least
 
@@ -130,7 +130,8 @@ class Inpainter:
             raise InpaintError(f"unknown --blend {options.blend!r}; use one of {', '.join(BLENDS)}")
         self.device = pick_device(device) if isinstance(device, str) else device
         self.model = loaded.model.to(self.device).eval()
-        self.label = loaded.label
+        self.blend = loaded.spec.post_processing if options.blend == "auto" else options.blend
+        self.label = loaded.label if self.blend == "none" else f"{loaded.label} + {self.blend}"
         self.options = options
 
     # the network on one array ---------------------------------------------------------------
@@ -213,7 +214,7 @@ class Inpainter:
                 fill = self._fixed_window(square_rgb, square_hole)[: bottom - top, : right - left]
             else:
                 fill, _ = self._network(window_rgb, window_hole)
-            paste = region[top:bottom, left:right]
+            paste = region[top:bottom, left:right] | ~window_hole  # known pixels too: blending needs them
             output[top:bottom, left:right][paste] = fill[paste]
         return output
 
@@ -255,9 +256,12 @@ class Inpainter:
             output = self._fill_resized(rgb8, hole)
         else:
             output = self._fill_crop(rgb8, hole)
-        filled = np.where(hole[..., None], (output * 255).round().clip(0, 255).astype(np.uint8), original)
-        if self.options.blend == "poisson":
-            filled = poisson_blend(original, filled, hole)
+        output8 = (output * 255).round().clip(0, 255).astype(np.uint8)
+        if self.blend == "poisson":
+            # the network's own pixels around the hole, not the original's, carry the seam to remove
+            filled = poisson_blend(original, output8, hole)
+        else:
+            filled = output8
         return np.where(hole[..., None], filled, original), flow
 
     def __call__(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Releasing a trained export into a bundled-weights folder (DESIGN.md "Checkpoints", "Names").
 
-A release is measured on the exported file beside Telea and Navier-Stokes on the evaluation
-protocol; the table is stamped into the file's `eval_json` metadata and the manifest, and the
+A release is measured on the exported file beside Telea and Navier-Stokes (and the harmonic
+baseline, for context) on the evaluation protocol; the table is stamped into the file's `eval_json` metadata and the manifest, and the
 manifest's default becomes the best bundled model that beats both classical methods everywhere.
 """
 
@@ -20,6 +20,9 @@ from inpaint_cli.fill import MANIFEST
 from inpaint_cli.metrics import HIGHER_IS_BETTER
 
 BASELINES = ("telea", "ns")
+#: classical methods shown beside the model for context, not part of the bar: the membrane
+#: interpolant is what a Poisson-blended fill (GLCIC's post-processing) gives with no network at all
+REFERENCES = ("harmonic",)
 BAR_METRICS = ("psnr", "ssim", "hole_l1")
 #: sections every bundled model must win on every bar metric (issue 5)
 BUNDLE_SECTIONS = ("box", "30-40")
@@ -131,7 +134,7 @@ def _best_default(weights_dir: Path, models: dict[str, str]) -> str:
 
 def _own_label(result: EvalResult, file: str) -> str:
     """The label the file's own evaluation gave it: the one method that is not a baseline."""
-    others = [label for label in result.methods if label not in BASELINES]
+    others = [label for label in result.methods if label not in (*BASELINES, *REFERENCES)]
     if len(others) != 1:
         raise InpaintError(f"{file}: its eval_json must compare exactly one model with telea and ns, found {others}")
     return others[0]

@@ -45,3 +45,16 @@ def test_known_pixels_are_untouched_and_a_large_hole_converges():
     interior = delta[60:230, 50:180]
     laplacian = interior[1:-1, 1:-1] * 4 - interior[:-2, 1:-1] - interior[2:, 1:-1] - interior[1:-1, :-2] - interior[1:-1, 2:]
     assert np.abs(laplacian).mean() < 1.5  # rounding to uint8 alone gives about 1
+
+
+def test_the_harmonic_baseline_is_exact_on_linear_ramps():
+    # linear functions are harmonic, so the membrane fill of a ramp is the ramp; Telea's is not
+    from inpaint_cli.fill import Inpainter, resolve_model
+
+    y, x = np.mgrid[0:64, 0:80]
+    image = np.stack([x * 2 + 40, y * 2 + 30, x + y + 20], axis=-1).astype(np.uint8)
+    hole = _hole((slice(16, 48), slice(20, 60)))
+    harmonic = Inpainter(resolve_model("harmonic", None))(image, hole)
+    telea = Inpainter(resolve_model("telea", None))(image, hole)
+    assert np.abs(harmonic.astype(int) - image)[hole].max() <= 1
+    assert np.abs(telea.astype(int) - image)[hole].max() > 1

@@ -1,11 +1,14 @@
 """fill.py: composite guarantee, padding, strategies, fixed-size windows, model resolution."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
 from inpaint_cli.archs.base import InpaintModel
 from inpaint_cli.archs.glcic import CONFIGS, CompletionNetwork
+from inpaint_cli.blend import poisson_blend
 from inpaint_cli.checkpoint import export_release
 from inpaint_cli.errors import InpaintError
 from inpaint_cli.fill import FillOptions, Inpainter, LoadedModel, resolve_model
@@ -15,6 +18,11 @@ from inpaint_cli.registry import get_arch
 def _glcic() -> LoadedModel:
     torch.manual_seed(0)
     return LoadedModel(CompletionNetwork(CONFIGS["tiny"]).eval(), get_arch("glcic"), "tiny", "glcic", {})
+
+
+def _plain(model: InpaintModel, label: str = "rec") -> LoadedModel:
+    """A stand-in model under an architecture with no post-processing of its own."""
+    return LoadedModel(model, dataclasses.replace(get_arch("glcic"), post_processing="none"), None, label, {})
 
 
 class Recorder(InpaintModel):
@@ -54,12 +62,35 @@ def test_poisson_blend_keeps_known_pixels(smooth_image):
     assert np.array_equal(filled[~hole], smooth_image[~hole])
 
 
+def test_auto_blend_is_the_architectures_own_post_processing(smooth_image):
+    hole = _two_holes(smooth_image)
+    auto = Inpainter(_glcic(), "cpu")  # GLCIC's paper blends its fills (ARCHITECTURES.md §2)
+    plain = Inpainter(_glcic(), "cpu", FillOptions(blend="none"))
+    assert (auto.blend, auto.label, plain.blend, plain.label) == ("poisson", "glcic + poisson", "none", "glcic")
+    poisson = Inpainter(_glcic(), "cpu", FillOptions(blend="poisson"))
+    assert np.array_equal(auto(smooth_image, hole), poisson(smooth_image, hole))
+    assert not np.array_equal(auto(smooth_image, hole), plain(smooth_image, hole))
+    assert Inpainter(_plain(Recorder()), "cpu").blend == "none"
+
+
+@pytest.mark.parametrize("strategy", ["full", "crop"])
+def test_poisson_blend_works_from_the_networks_own_pixels(smooth_image, strategy):
+    # A flat grey output has no gradients, so blending must turn it into the membrane interpolant
+    # of the known pixels; blending a fill already composited onto the original would leave it grey.
+    hole = _two_holes(smooth_image)
+    options = FillOptions(strategy=strategy, blend="poisson", context=8)
+    filled, _ = Inpainter(_plain(Recorder(), "grey"), "cpu", options).fill(smooth_image, hole)
+    expected = poisson_blend(smooth_image, np.full_like(smooth_image, 128), hole)
+    assert np.array_equal(filled, expected)
+    assert np.abs(filled[hole].astype(int) - 128).mean() > 10
+
+
 def test_odd_sizes_are_padded_to_the_multiple_and_cropped_back():
     model = Recorder(size_multiple=8)
     image = np.full((37, 53, 3), 200, np.uint8)
     hole = np.zeros((37, 53), bool)
     hole[5:9, 5:9] = True
-    filled, _ = Inpainter(LoadedModel(model, get_arch("glcic"), None, "rec", {}), "cpu").fill(image, hole)
+    filled, _ = Inpainter(_plain(model), "cpu").fill(image, hole)
     assert model.seen == [(40, 56)]
     assert filled.shape == image.shape
     assert (filled[hole] == 128).all() and (filled[~hole] == 200).all()
@@ -68,7 +99,7 @@ def test_odd_sizes_are_padded_to_the_multiple_and_cropped_back():
 def test_crop_strategy_sends_windows_not_the_image(smooth_image):
     model = Recorder()
     options = FillOptions(strategy="crop", context=8)
-    Inpainter(LoadedModel(model, get_arch("glcic"), None, "rec", {}), "cpu", options).fill(smooth_image, _two_holes(smooth_image))
+    Inpainter(_plain(model), "cpu", options).fill(smooth_image, _two_holes(smooth_image))
     assert len(model.seen) == 2
     assert all(h < smooth_image.shape[0] or w < smooth_image.shape[1] for h, w in model.seen)
 
@@ -79,7 +110,7 @@ def test_fixed_size_models_get_scaled_windows_around_each_hole():
     hole = np.zeros((100, 150), bool)
     hole[5:15, 5:15] = True  # small: a 32 x 32 window
     hole[40:90, 60:130] = True  # larger than the model's window: scaled
-    filled, _ = Inpainter(LoadedModel(model, get_arch("glcic"), None, "rec", {}), "cpu").fill(image, hole)
+    filled, _ = Inpainter(_plain(model), "cpu").fill(image, hole)
     assert len(model.seen) == 2
     assert (np.abs(filled[hole].astype(int) - 128) <= 1).all()
     assert (filled[~hole] == 10).all()

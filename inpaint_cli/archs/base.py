@@ -179,6 +179,7 @@ class ArchSpec:
     build_discriminator: Callable[[Any], nn.Module | None] | None = None
     recipe: Callable[[Any, TrainOptions], TrainingRecipe] | None = None
     learned: bool = True
+    post_processing: str = "none"  # the paper's own post-processing: what `--blend auto` applies
 
     def config(self, name: str | None = None) -> Any:
         name = name or self.default_config

@@ -215,5 +215,6 @@ SPECS = (
         default_config="half",
         build_discriminator=ContextDiscriminator,
         recipe=GLCICRecipe,
+        post_processing="poisson",  # fast marching, then Poisson blending (§2 I/O conventions)
     ),
 )
