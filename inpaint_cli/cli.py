@@ -312,7 +312,7 @@ def eval_command(
     \b
       inpaint eval --metric psnr
       inpaint eval --arch telea --arch glcic --data eval/ --masks irregular --metric psnr --metric ssim
-      inpaint eval --weights runs/glcic/glcic-half.safetensors --masks box --masks masks/30-40
+      inpaint eval --weights runs/glcic/glcic-half-l1.safetensors --masks box --masks masks/30-40
     """
     from inpaint_cli.evaluate import render_tables, result_to_csv, result_to_json, result_to_markdown
     from inpaint_cli.fill import read_manifest
@@ -551,7 +551,7 @@ def release(
     hole L1 on boxes and 30-40 %, stamp the table into its metadata, copy it in as
     <arch>-<config>.safetensors and make the best model that beats both everywhere the default.
 
-    Example: inpaint release runs/glcic/glcic-half.safetensors
+    Example: inpaint release runs/glcic/glcic-half-l1.safetensors
     """
     from inpaint_cli.evaluate import result_from_json, result_to_markdown
     from inpaint_cli.fill import weights_dir

@@ -12,6 +12,7 @@ from inpaint_cli.evaluate import load_eval_images
 from inpaint_cli.fill import FillOptions, Inpainter, read_manifest, resolve_model, weights_dir
 from inpaint_cli.masks import draw_mask, eval_rng
 from inpaint_cli.metrics import psnr
+from inpaint_cli.registry import get_arch
 
 BUNDLED = sorted(read_manifest().get("models", {}).items())
 
@@ -30,6 +31,8 @@ def test_bundled_file_matches_its_declaration(arch, file):
     metadata = read_metadata(weights_dir() / file)
     assert metadata["arch"] == arch
     assert file == f"{arch}-{metadata['config']}.safetensors"
+    # `--arch NAME`, `train --arch NAME` and the star of `inpaint models` all mean this config
+    assert metadata["config"] == get_arch(arch).default_config
     json.loads(metadata["config_json"])
     json.loads(metadata["eval_json"])
     for key in ("step", "image_size", "batch", "data", "hardware", "wall_time_s", "license"):
