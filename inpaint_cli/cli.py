@@ -555,6 +555,7 @@ def release(
     """
     from inpaint_cli.evaluate import result_from_json, result_to_markdown
     from inpaint_cli.fill import weights_dir
+    from inpaint_cli.release import BASELINES, REFERENCES
     from inpaint_cli.release import release as release_export
 
     directory = to or weights_dir()
@@ -571,7 +572,7 @@ def release(
         for folder in mask_sets[1:]:
             if not Path(folder).is_dir():
                 raise InpaintError(f"mask folder not found: {folder} (pass --irregular DIR)")
-        result, _ = _evaluate(["telea", "ns", "harmonic"], [str(export)], data_dir, mask_sets, ["psnr", "ssim"], device=device)
+        result, _ = _evaluate([*BASELINES, *REFERENCES], [str(export)], data_dir, mask_sets, ["psnr", "ssim"], device=device)
     stdout.print(result_to_markdown(result), markup=False, soft_wrap=True)  # shown even when refused
     target, verdict, default = release_export(export, result, Path(directory))
     stdout.print(f"released {target}; default model: {default}", markup=False)
