@@ -477,7 +477,7 @@ def train(
     size: Annotated[int, typer.Option("--size", help="Square training crop (the papers use 256).")] = 128,
     batch: Annotated[int, typer.Option("--batch", help="Images per step.")] = 16,
     steps: Annotated[Optional[int], typer.Option("--steps", help="Total steps over all phases [default: 20000; on --resume, the stored value].")] = None,
-    phase_steps: Annotated[Optional[str], typer.Option("--phase-steps", help="Lengths of all phases but the last, comma-separated (GLCIC: T_C,T_D). Default: the paper's proportions of --steps (GLCIC 90k/10k/400k).")] = None,
+    phase_steps: Annotated[Optional[str], typer.Option("--phase-steps", help="Lengths of all phases but the last, comma-separated (GLCIC: T_C,T_D; DeepFill v1: L1-only steps before the critics start). Default: the paper's proportions of --steps (GLCIC 90k/10k/400k; DeepFill v1 none).")] = None,
     lr: Annotated[Optional[float], typer.Option("--lr", help="Generator learning rate (default: the recipe's).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the data order, holes and initialisation.")] = 0,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = "auto",

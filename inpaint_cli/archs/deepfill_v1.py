@@ -107,7 +107,8 @@ def build_critics(config: DeepFillV1Config) -> DeepFillV1Critics:
 
 
 class DeepFillV1Recipe(CoarseToFineTraining, TrainingRecipe):
-    """WGAN-GP, local + global critics, 5 critic steps per generator step, bbox holes.
+    """WGAN-GP, local + global critics, 5 critic steps per generator step, bbox holes; an
+    optional L1-only first phase (`phases`).
 
     L_G = 0.001 adv + 1.2 hole_l1 + 1.2 known_l1 with
     hole_l1 = [1.2 mean(|x - x1| D) + mean(|x - x2| D)] / mean(M) (D: spatial discount) and
@@ -125,7 +126,12 @@ class DeepFillV1Recipe(CoarseToFineTraining, TrainingRecipe):
         self.patch_size = options.size // 2
 
     def phases(self) -> list[Phase]:
-        return [Phase("adversarial", None, train_generator=True, train_discriminator=True)]
+        """The paper trains adversarially from the first step; `--phase-steps N` puts N L1-only
+        steps first (the official code's optional pretraining, `PRETRAIN_COARSE_NETWORK`, widened
+        to both stages): five times cheaper per step without the critics, for slow hardware."""
+        return self.scaled_phases(
+            (0, 1), ("reconstruction", "adversarial"), ((True, False), (True, True))
+        )
 
     def build_discriminator(self) -> nn.Module:
         return DeepFillV1Critics(self.config.critic_channels, self.options.size)
