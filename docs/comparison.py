@@ -20,6 +20,7 @@ from PIL import Image, ImageDraw
 from inpaint_cli.evaluate import show_hole
 from inpaint_cli.fill import Inpainter, read_manifest, resolve_model
 from inpaint_cli.io import list_images, read_image, read_mask
+from inpaint_cli.registry import list_archs
 
 ROOT = Path(__file__).resolve().parents[1]
 GAP = 4
@@ -44,7 +45,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "comparison.jpg")
     args = parser.parse_args()
 
-    names = ["telea", "ns", "harmonic", *read_manifest().get("models", {})]
+    names = [*list_archs(learned=False), *read_manifest().get("models", {})]
     methods = [Inpainter(resolve_model(name, None)) for name in names]
     methods += [Inpainter(resolve_model(None, path)) for path in args.weights]
     columns = ["input", *(method.label for method in methods), "original"]

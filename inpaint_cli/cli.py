@@ -290,7 +290,7 @@ def _progress(items, show: bool, label: str):
 @app.command("eval")
 @user_errors
 def eval_command(
-    arch: Annotated[list[str], typer.Option("--arch", "-a", help="Method to compare (repeatable): an architecture's bundled weights, or telea / ns.")] = [],
+    arch: Annotated[list[str], typer.Option("--arch", "-a", help="Method to compare (repeatable): an architecture's bundled weights, or telea / ns / harmonic. Default: every bundled model and the three classical methods.")] = [],
     weights: Annotated[list[str], typer.Option("--weights", "-w", help="Weights file or hf:// path to compare (repeatable; labelled by file stem).")] = [],
     data: Annotated[Optional[Path], typer.Option("--data", help="Folder of images (recursive). Default: $INPAINT_DATA/eval.")] = None,
     mask_sets: Annotated[list[str], typer.Option("--masks", help="Mask set (repeatable): a generator (box, center, irregular[:LO-HI], freeform, lama-thin, lama-medium, lama-thick) or a folder of mask files. Each gets its own table.")] = [],
@@ -316,12 +316,13 @@ def eval_command(
     """
     from inpaint_cli.evaluate import render_tables, result_to_csv, result_to_json, result_to_markdown
     from inpaint_cli.fill import read_manifest
+    from inpaint_cli.registry import list_archs
 
     if csv_path is not None and csv_path.exists():
         raise InpaintError(f"{csv_path} exists; remove it or pick another --csv path")
     data_dir = data or _data_default([], "eval")[0]
     if not arch and not weights:
-        arch = list(read_manifest().get("models", {})) + ["telea", "ns", "harmonic"]
+        arch = list(read_manifest().get("models", {})) + list_archs(learned=False)
     result, count = _evaluate(arch, weights, data_dir, mask_sets or ["box", "irregular"], metric or ["psnr", "ssim"],
                               seed=seed, limit=limit, size=size, blend=blend, device=device, save_dir=save_dir)
     if csv_path is not None:

@@ -31,13 +31,13 @@ class ClassicalInpainter(InpaintModel):
     def __init__(self, config: ClassicalConfig) -> None:
         super().__init__()
         self.config = config
-        self.flag = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}.get(config.method)
 
     def _fill(self, rgb: np.ndarray, hole: np.ndarray) -> np.ndarray:
-        if self.flag is None:  # harmonic
+        if self.config.method == "harmonic":
             return poisson_blend(rgb, np.zeros_like(rgb), hole > 0)
+        flag = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}[self.config.method]
         bgr = np.ascontiguousarray(rgb[..., ::-1])
-        return cv2.inpaint(bgr, np.ascontiguousarray(hole), self.config.radius, self.flag)[..., ::-1]
+        return cv2.inpaint(bgr, np.ascontiguousarray(hole), self.config.radius, flag)[..., ::-1]
 
     def inpaint(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         pixels = (image.detach().float().cpu().clamp(0, 1) * 255).round().to(torch.uint8)
