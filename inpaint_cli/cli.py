@@ -487,6 +487,7 @@ def train(
     sample_every: Annotated[int, typer.Option("--sample-every", help="Steps between sample grids in samples/.")] = 500,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out exactly where its checkpoint left it.")] = False,
     init_weights: Annotated[Optional[str], typer.Option("--init-weights", help="Start the generator from a release file (warm start).")] = None,
+    ema: Annotated[Optional[float], typer.Option("--ema", help="Export a moving average of the generator's weights with this decay, e.g. 0.999 (updated every generator step; it steadies fills that swing between checkpoints). Default: the last step's weights, as the papers.")] = None,
     backbone: Annotated[Optional[Path], typer.Option("--backbone", help="Safetensors file of the pretrained backbone for perceptual losses (PConv, AOT-GAN: VGG; LaMa: ResNet50).")] = None,
     masks: Annotated[list[str], typer.Option("--masks", help="Training holes, KIND or KIND@WEIGHT (repeatable), e.g. --masks box --masks irregular:10-60. Default: the paper's holes for the arch.")] = [],
     cache_side: Annotated[int, typer.Option("--cache-side", help="Images are resized once so their shorter side is this, then cropped (the evaluation's scale is 256).")] = 256,
@@ -512,11 +513,13 @@ def train(
             raise InpaintError(f"--phase-steps must be integers separated by commas, got {phase_steps!r}") from None
     if size < 16 or batch < 1:
         raise InpaintError("--size must be >= 16 and --batch >= 1")
+    if ema is not None and not 0 < ema < 1:
+        raise InpaintError(f"--ema must lie between 0 and 1 (e.g. 0.999), got {ema}")
     settings = TrainSettings(
         arch=arch, out_dir=str(out), data_dirs=[str(d) for d in _data_default(data, "train")] if not resume else [],
         config=config, size=size, batch=batch, steps=steps or 20_000, lr=lr, phase_steps=phases, seed=seed,
         checkpoint_every=checkpoint_every, sample_every=sample_every, cache_side=cache_side,
-        backbone=str(backbone) if backbone else None, masks=masks or None, init_weights=init_weights, data_note=data_note,
+        backbone=str(backbone) if backbone else None, masks=masks or None, init_weights=init_weights, ema_decay=ema, data_note=data_note,
     )
     with Progress(
         TextColumn("[bold]{task.fields[phase]}"), BarColumn(), MofNCompleteColumn(),

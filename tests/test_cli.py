@@ -545,6 +545,16 @@ def test_eval_json_csv_and_saved_fills(tmp_path: Path) -> None:
     assert grid.shape[0] >= 3 * 64 and grid.shape[1] >= 4 * 64  # input | telea | ns | original
 
 
+@pytest.mark.parametrize(
+    "option,fragment",
+    [(("--ema", "1.5"), "--ema must lie between 0 and 1"), (("--phase-steps", "5,x"), "--phase-steps must be integers")],
+)
+def test_train_bad_options_leave_no_run_folder(tmp_path: Path, option: tuple[str, str], fragment: str) -> None:
+    result = run_cli("train", "--arch", "glcic", "--config", "tiny", "--data", tmp_path, "--out", tmp_path / "run", *option, cwd=tmp_path)
+    assert_user_error(result, fragment)
+    assert not (tmp_path / "run").exists()
+
+
 def test_release_evaluates_and_refuses_a_model_below_the_bar(tmp_path: Path) -> None:
     # random PConv weights (no post-processing of their own: on smooth pictures a random GLCIC,
     # Poisson-blended as its paper does, is nearly the membrane interpolant and can beat Telea)

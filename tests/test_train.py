@@ -14,6 +14,7 @@ from inpaint_cli.errors import InpaintError
 from inpaint_cli.fill import Inpainter, LoadedModel
 from inpaint_cli.registry import list_archs
 from inpaint_cli.train import TrainSettings, start_training
+from inpaint_cli.train.ema import WeightAverage
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +70,7 @@ def test_reconstruction_loss_falls(tmp_path):
 
 def test_resume_repeats_a_straight_run_exactly(image_folder, tmp_path):
     # phases 3 (completion) + 2 (discriminator) + joint: the resume point falls inside phase 2
-    common = dict(steps=8, phase_steps=[3, 2])
+    common = dict(steps=8, phase_steps=[3, 2], ema_decay=0.9)
     straight = start_training(_settings(image_folder, tmp_path / "straight", "glcic", **common))
     straight.run()
     halves = start_training(_settings(image_folder, tmp_path / "halves", "glcic", **common), steps_override=4)
@@ -82,6 +83,33 @@ def test_resume_repeats_a_straight_run_exactly(image_folder, tmp_path):
         torch.testing.assert_close(resumed.generator.state_dict()[name], tensor, rtol=1e-5, atol=1e-6, msg=name)
     for name, tensor in straight.discriminator.state_dict().items():
         torch.testing.assert_close(resumed.discriminator.state_dict()[name], tensor, rtol=1e-5, atol=1e-6, msg=name)
+    # the generator stepped 3 + 3 times (not in the discriminator phase): the export is the average
+    assert resumed.average.updates == straight.average.updates == 6
+    exported, _, _, metadata = load_release(resumed.export_path)
+    assert json.loads(metadata["training_json"])["ema_decay"] == 0.9
+    for name, tensor in straight.average.weights.items():
+        torch.testing.assert_close(resumed.average.weights[name], tensor, rtol=1e-5, atol=1e-6, msg=name)
+        scale = 1e-3 * float(tensor.abs().max()) + 1e-6 if tensor.is_floating_point() else 0.0  # 16-bit release
+        torch.testing.assert_close(exported.state_dict()[name].to(tensor.dtype), tensor, rtol=0, atol=scale, msg=name)
+    own = resumed.generator.state_dict()
+    assert any(not torch.equal(own[name], tensor) for name, tensor in straight.average.weights.items())
+
+
+def test_weight_average_follows_its_warm_up_and_leaves_the_network_its_own_weights():
+    layer = torch.nn.Linear(2, 1)
+    torch.nn.init.zeros_(layer.weight)
+    average = WeightAverage(layer, decay=0.5)
+    torch.nn.init.ones_(layer.weight)
+    remaining = 1.0
+    for update in range(1, 6):
+        average.update(layer)
+        remaining *= min(0.5, (1 + update) / (10 + update))  # share of the starting weights left
+    torch.testing.assert_close(average.weights["weight"], torch.full((1, 2), 1 - remaining))
+    with average.applied(layer):
+        torch.testing.assert_close(layer.weight.detach(), torch.full((1, 2), 1 - remaining))
+    assert torch.equal(layer.weight.detach(), torch.ones(1, 2))
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        WeightAverage(layer, decay=1.0)
 
 
 def test_an_existing_run_is_never_overwritten(image_folder, tmp_path):
