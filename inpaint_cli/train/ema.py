@@ -11,6 +11,10 @@ import torch
 from torch import nn
 
 
+def _copy_of_weights(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {name: tensor.detach().clone() for name, tensor in module.state_dict().items()}
+
+
 class WeightAverage:
     """avg <- r avg + (1 - r) w after each update, r = min(decay, (1 + t) / (10 + t)) at update t
     (the warm-up of TensorFlow's ExponentialMovingAverage), so the first updates are not swamped
@@ -21,7 +25,7 @@ class WeightAverage:
             raise ValueError(f"the weight-average decay must lie between 0 and 1, got {decay}")
         self.decay = decay
         self.updates = 0
-        self.weights = {name: tensor.detach().clone() for name, tensor in module.state_dict().items()}
+        self.weights = _copy_of_weights(module)
 
     @torch.no_grad()
     def update(self, module: nn.Module) -> None:
@@ -37,7 +41,7 @@ class WeightAverage:
     @contextmanager
     def applied(self, module: nn.Module) -> Iterator[nn.Module]:
         """`module` holds the averaged weights inside the block and its own again after it."""
-        own = {name: tensor.detach().clone() for name, tensor in module.state_dict().items()}
+        own = _copy_of_weights(module)
         module.load_state_dict(self.weights)
         try:
             yield module
