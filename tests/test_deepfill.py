@@ -83,7 +83,6 @@ def test_tiny_fill_shapes(name: str, size: tuple[int, int]) -> None:
         plain = generator.inpaint(image, mask)
     assert filled.shape == (2, 3, *size) and flow.shape == (2, 3, *size)
     assert torch.equal(filled, plain)
-    assert torch.equal(filled * (1 - mask), image * (1 - mask))  # known pixels untouched
     assert 0 <= float(filled.min()) and float(filled.max()) <= 1
     assert 0 <= float(flow.min()) and float(flow.max()) <= 1
 

@@ -41,6 +41,9 @@ def test_tiny_forward_backward_keeps_shape_and_range(arch):
     output = model.inpaint(image, mask)
     assert output.shape == (2, 3, side, side)
     assert output.min() >= 0 and output.max() <= 1
+    # uncomposited (DESIGN.md "One interface"): `fill.py` composites, and `--blend poisson` needs
+    # the network's own pixels around the hole to see the seam it removes
+    assert not torch.equal(output * (1 - mask), image * (1 - mask))
     output.mean().backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
 

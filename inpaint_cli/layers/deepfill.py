@@ -201,6 +201,9 @@ class CoarseToFineInpainter(nn.Module):
         return {"coarse": coarse, "refined": refined}
 
     def inpaint(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The refined image over the whole frame, uncomposited, in [0, 1] (DESIGN.md "One
+        interface"): `fill.py` composites, and `--blend poisson` needs the network's own pixels
+        around the hole to find the seam it removes."""
         return self._fill(image, mask)[0]
 
     def inpaint_with_attention(
@@ -221,8 +224,7 @@ class CoarseToFineInpainter(nn.Module):
             raise ValueError(f"DeepFill needs H and W multiples of 8, got {height} x {width}")
         mask = (mask > 0.5).to(image.dtype)
         _, refined, offsets = self(_masked_input(image, mask), mask)
-        fill = ((refined.float() + 1) / 2).clamp(0, 1)
-        return image * (1 - mask) + fill * mask, offsets
+        return ((refined.float() + 1) / 2).clamp(0, 1), offsets
 
 
 def glorot_init(module: nn.Module) -> None:
