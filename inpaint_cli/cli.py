@@ -548,6 +548,7 @@ def release(
     data: Annotated[Optional[Path], typer.Option("--data", help="Evaluation images. Default: $INPAINT_DATA/eval.")] = None,
     irregular: Annotated[Optional[Path], typer.Option("--irregular", help="Folder of the NVIDIA irregular-mask bands 10-20, 30-40, 50-60. Default: $INPAINT_DATA/masks/nvidia-irregular.")] = None,
     eval_json: Annotated[Optional[Path], typer.Option("--eval-json", help="Use this `inpaint eval --json` result (the export beside telea and ns) instead of evaluating again.")] = None,
+    blend: Annotated[str, typer.Option("--blend", help="Post-processing the release is measured with and that `fill --blend auto` then applies to it: auto (the architecture's own from its paper), none, or poisson.")] = "auto",
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
 ) -> None:
     """Bundle a trained export: evaluate it beside Telea and NS on the protocol (seed 0: boxes and
@@ -555,16 +556,25 @@ def release(
     hole L1 on boxes and 30-40 %, stamp the table into its metadata, copy it in as
     <arch>-<config>.safetensors and make the best model that beats both everywhere the default.
 
-    Example: inpaint release runs/glcic/glcic-half-l1.safetensors
+    Examples:
+
+      inpaint release runs/glcic/glcic-half-l1.safetensors
+      inpaint release runs/dfv1/deepfill-v1-half.safetensors --blend poisson
     """
+    from inpaint_cli.checkpoint import read_metadata
     from inpaint_cli.evaluate import result_from_json, result_to_markdown
-    from inpaint_cli.fill import weights_dir
+    from inpaint_cli.fill import BLENDS, weights_dir
+    from inpaint_cli.registry import get_arch
     from inpaint_cli.release import BASELINES, REFERENCES
     from inpaint_cli.release import release as release_export
 
     directory = to or weights_dir()
     if directory is None:
         raise InpaintError("no bundled-weights folder found: pass --to DIR or set INPAINT_WEIGHTS")
+    if blend not in BLENDS:
+        raise InpaintError(f"unknown --blend {blend!r}; use one of {', '.join(BLENDS)}")
+    if blend == "auto":
+        blend = get_arch(read_metadata(export)["arch"]).post_processing
     if eval_json is not None:
         if not eval_json.is_file():
             raise InpaintError(f"--eval-json file not found: {eval_json}")
@@ -576,9 +586,10 @@ def release(
         for folder in mask_sets[1:]:
             if not Path(folder).is_dir():
                 raise InpaintError(f"mask folder not found: {folder} (pass --irregular DIR)")
-        result, _ = _evaluate([*BASELINES, *REFERENCES], [str(export)], data_dir, mask_sets, ["psnr", "ssim"], device=device)
+        result, _ = _evaluate([*BASELINES, *REFERENCES], [str(export)], data_dir, mask_sets, ["psnr", "ssim"],
+                              blend=blend, device=device)
     stdout.print(result_to_markdown(result), markup=False, soft_wrap=True)  # shown even when refused
-    target, verdict, default = release_export(export, result, Path(directory))
+    target, verdict, default = release_export(export, result, Path(directory), blend)
     stdout.print(f"released {target}; default model: {default}", markup=False)
     if not verdict.margin:
         warn(f"{target.name} falls short of the default model's bar: {'; '.join(verdict.shortfalls)}")

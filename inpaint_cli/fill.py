@@ -69,6 +69,12 @@ class LoadedModel:
     label: str  # for tables: the arch name, or the weights file's stem
     metadata: dict[str, str]
 
+    @property
+    def post_processing(self) -> str:
+        """What `--blend auto` applies: the post-processing a release was measured with (its
+        `post_processing` metadata, see `inpaint release --blend`), else the paper's own."""
+        return self.metadata.get("post_processing", self.spec.post_processing)
+
 
 def resolve_model(arch: str | None, weights: str | None, device: torch.device | str = "cpu") -> LoadedModel:
     """DESIGN.md "Names": `--arch` alone loads its bundled weights, `--weights` alone its metadata's
@@ -103,9 +109,14 @@ def resolve_model(arch: str | None, weights: str | None, device: torch.device | 
 @dataclass(frozen=True)
 class FillOptions:
     strategy: str = "auto"  # auto: full up to `max_side`, crop above (fixed-size models: crop)
-    blend: str = "auto"  # auto: the architecture's own post-processing (GLCIC: poisson)
+    blend: str = "auto"  # auto: the release's recorded post-processing, else the paper's (GLCIC: poisson)
     max_side: int = 1024  # the longer side a model fills comfortably in one piece
     context: int = 64  # crop: pixels of context on each side of a hole region, at least
+
+
+def blended_label(label: str, blend: str) -> str:
+    """A method's name in tables: 'NAME + poisson' when its fills are blended."""
+    return label if blend == "none" else f"{label} + {blend}"
 
 
 def _pad_to_multiple(array: np.ndarray, multiple: int, minimum: int = 1) -> np.ndarray:
@@ -130,8 +141,8 @@ class Inpainter:
             raise InpaintError(f"unknown --blend {options.blend!r}; use one of {', '.join(BLENDS)}")
         self.device = pick_device(device) if isinstance(device, str) else device
         self.model = loaded.model.to(self.device).eval()
-        self.blend = loaded.spec.post_processing if options.blend == "auto" else options.blend
-        self.label = loaded.label if self.blend == "none" else f"{loaded.label} + {self.blend}"
+        self.blend = loaded.post_processing if options.blend == "auto" else options.blend
+        self.label = blended_label(loaded.label, self.blend)
         self.options = options
 
     # the network on one array ---------------------------------------------------------------

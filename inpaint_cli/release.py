@@ -77,14 +77,18 @@ def judge(result: EvalResult, label: str) -> Verdict:
     return Verdict(bundle=bundle, everywhere=everywhere, margin=margin, shortfalls=shortfalls)
 
 
-def release(export: Path, result: EvalResult, weights_dir: Path) -> tuple[Path, Verdict, str]:
-    """Copy `export` into `weights_dir` as `<arch>-<config>.safetensors` with `eval_json` stamped
+def release(export: Path, result: EvalResult, weights_dir: Path, post_processing: str) -> tuple[Path, Verdict, str]:
+    """Copy `export` into `weights_dir` as `<arch>-<config>.safetensors` with `eval_json` and the
+    `post_processing` its fills were measured with (what `fill --blend auto` then applies) stamped
     in, record it in the manifest and re-pick the default. Returns (file, verdict, default).
 
     Refuses a model that does not beat both baselines on boxes and the 30-40 % band.
     """
     metadata = read_metadata(export)
     label = _own_label(result, export.name)
+    measured = label.rpartition(" + ")[2] if " + " in label else "none"  # see fill.blended_label
+    if measured != post_processing:
+        raise InpaintError(f"the evaluation measured {label!r}, not its fills with --blend {post_processing}")
     verdict = judge(result, label)
     if not verdict.bundle:
         raise InpaintError(f"{export.name} does not clear the bar to be bundled: {'; '.join(verdict.shortfalls)}")
@@ -92,7 +96,7 @@ def release(export: Path, result: EvalResult, weights_dir: Path) -> tuple[Path, 
     manifest_path = weights_dir / MANIFEST
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {"default": "telea"}
     tensors = load_file(str(export))
-    atomic_save_safetensors(tensors, target, metadata | {"eval_json": result_to_json(result)})
+    atomic_save_safetensors(tensors, target, metadata | {"eval_json": result_to_json(result), "post_processing": post_processing})
     arch = metadata["arch"]
     manifest.setdefault("models", {})[arch] = target.name
     manifest.setdefault("summaries", {})[arch] = summary_line(metadata, result, label)

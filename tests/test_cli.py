@@ -582,3 +582,4 @@ def test_release_evaluates_and_refuses_a_model_below_the_bar(tmp_path: Path) -> 
     assert list(weights.iterdir()) == []
     missing = run_cli("release", random_weights, "--to", weights, "--data", data, "--irregular", tmp_path / "none", cwd=tmp_path)
     assert_user_error(missing, "mask folder not found")
+    assert_user_error(run_cli("release", random_weights, "--to", weights, "--blend", "soft", cwd=tmp_path), "unknown --blend 'soft'")

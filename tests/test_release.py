@@ -10,6 +10,7 @@ from inpaint_cli.archs.glcic import CONFIGS, CompletionNetwork
 from inpaint_cli.checkpoint import export_release, read_metadata
 from inpaint_cli.errors import InpaintError
 from inpaint_cli.evaluate import EvalResult, Summary, result_from_json, result_to_markdown
+from inpaint_cli.fill import Inpainter, resolve_model
 from inpaint_cli.registry import get_arch
 from inpaint_cli.release import judge, release
 
@@ -61,18 +62,35 @@ def test_release_stamps_the_table_and_picks_the_default(tmp_path):
     weights.mkdir()
     (weights / "manifest.json").write_text(json.dumps({"default": "telea", "models": {}}))
     # beats both on boxes and 30-40 % but not on 10-20 %: bundled, yet telea stays the default
-    target, verdict, default = release(export, _result("glcic-tiny", 2.0, {("10-20", "psnr"): 24.0}), weights)
+    target, verdict, default = release(export, _result("glcic-tiny", 2.0, {("10-20", "psnr"): 24.0}), weights, "none")
     assert target == weights / "glcic-tiny.safetensors" and verdict.bundle and default == "telea"
     stamped = result_from_json(read_metadata(target)["eval_json"])
     assert stamped.sections["10-20"]["glcic-tiny"]["psnr"].mean == 24.0
     for name, tensor in load_file(str(export)).items():
         assert torch.equal(load_file(str(target))[name], tensor), name
     # a better release of the same file wins everywhere and becomes the default
-    _, _, default = release(export, _result("glcic-tiny", 1.2), weights)
+    _, _, default = release(export, _result("glcic-tiny", 1.2), weights, "none")
     manifest = json.loads((weights / "manifest.json").read_text())
     assert default == manifest["default"] == "glcic-tiny.safetensors"
     assert manifest["models"] == {"glcic": "glcic-tiny.safetensors"}
     assert manifest["summaries"]["glcic"].startswith("2.0 h training (test CPU); PSNR box 26.20 dB (telea 25.00)")
+
+
+def test_a_release_records_the_post_processing_it_was_measured_with(tmp_path):
+    export = _export(tmp_path / "run" / "glcic-tiny.safetensors")
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    with pytest.raises(InpaintError, match="measured 'glcic-tiny', not its fills with --blend poisson"):
+        release(export, _result("glcic-tiny", 2.0), weights, "poisson")
+    assert list(weights.iterdir()) == []
+    target, _, _ = release(export, _result("glcic-tiny", 2.0), weights, "none")
+    assert read_metadata(target)["post_processing"] == "none"
+    # GLCIC's paper blends, but this release was measured unblended: `--blend auto` follows the release
+    released = Inpainter(resolve_model(None, str(target)))
+    assert (released.blend, released.label) == ("none", "glcic-tiny")
+    assert Inpainter(resolve_model(None, str(export))).blend == "poisson"  # an unreleased export: the paper's
+    target, _, _ = release(export, _result("glcic-tiny + poisson", 2.0), weights, "poisson")
+    assert Inpainter(resolve_model(None, str(target))).label == "glcic-tiny + poisson"
 
 
 def test_a_model_below_the_bar_is_not_released(tmp_path):
@@ -80,7 +98,7 @@ def test_a_model_below_the_bar_is_not_released(tmp_path):
     weights = tmp_path / "weights"
     weights.mkdir()
     with pytest.raises(InpaintError, match="does not clear the bar.*30-40: hole_l1 0.2 vs telea 0.1"):
-        release(export, _result("glcic-tiny", 2.0, {("30-40", "hole_l1"): 0.2}), weights)
+        release(export, _result("glcic-tiny", 2.0, {("30-40", "hole_l1"): 0.2}), weights, "none")
     assert list(weights.iterdir()) == []
     with pytest.raises(InpaintError, match="lacks ns"):
         judge(EvalResult(["m", "telea"], ["psnr", "ssim", "hole_l1"], {}, 0, 256), "m")

@@ -179,7 +179,7 @@ class ArchSpec:
     build_discriminator: Callable[[Any], nn.Module | None] | None = None
     recipe: Callable[[Any, TrainOptions], TrainingRecipe] | None = None
     learned: bool = True
-    post_processing: str = "none"  # the paper's own post-processing: what `--blend auto` applies
+    post_processing: str = "none"  # the paper's own post-processing: `--blend auto` unless a release records another
 
     def config(self, name: str | None = None) -> Any:
         name = name or self.default_config
