@@ -501,7 +501,7 @@ def train(
       inpaint train --arch glcic --data ~/pictures --out runs/glcic
       inpaint train --arch glcic --out runs/glcic --resume --steps 40000
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeRemainingColumn
 
     from inpaint_cli.train import TrainSettings, start_training
 
@@ -521,18 +521,23 @@ def train(
         checkpoint_every=checkpoint_every, sample_every=sample_every, cache_side=cache_side,
         backbone=str(backbone) if backbone else None, masks=masks or None, init_weights=init_weights, ema_decay=ema, data_note=data_note,
     )
+    # the set-up (networks, the image cache) gets a transient spinner, so that a start-up error
+    # leaves only its one line on stderr
+    with Progress(SpinnerColumn(), TextColumn("[bold]starting"), console=stderr, transient=True) as starting:
+        starting.add_task("start", total=None)
+        trainer = start_training(settings, resume=resume, device=device, steps_override=steps, precision=precision)
     with Progress(
         TextColumn("[bold]{task.fields[phase]}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[logs]}"), TimeRemainingColumn(), console=stderr,
     ) as progress:
-        task = progress.add_task("train", total=None, phase="starting", logs="")
+        task = progress.add_task("train", completed=trainer.step, total=trainer.settings.steps,
+                                 phase="resumed" if resume else "training", logs="")
 
         def report(step: int, total: int, phase: str, logs: dict[str, float]) -> None:
             text = " ".join(f"{k}={v:.4g}" if k != "images_per_s" else f"{v:.1f} img/s" for k, v in logs.items() if k != "step")
             progress.update(task, completed=step, total=total, phase=phase, logs=text)
 
-        trainer = start_training(settings, resume=resume, device=device, progress=report, steps_override=steps, precision=precision)
-        progress.update(task, completed=trainer.step, total=trainer.settings.steps, phase="resumed" if resume else "training")
+        trainer.progress = report
         result = trainer.run()
     stderr.print(f"trained {trainer.spec.name} {trainer.config_name} to step {result.step}; export: {result.export_path}", markup=False)
 

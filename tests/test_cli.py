@@ -555,6 +555,17 @@ def test_train_bad_options_leave_no_run_folder(tmp_path: Path, option: tuple[str
     assert not (tmp_path / "run").exists()
 
 
+def test_train_start_up_errors_are_one_line(tmp_path: Path) -> None:
+    # raised while the run is set up, after the progress display has started
+    data = tmp_path / "pictures"
+    data.mkdir()
+    save(data / "a.png", smooth_photo(0, 48, 48))
+    (tmp_path / "run" / "checkpoint").mkdir(parents=True)
+    train = ("train", "--arch", "glcic", "--config", "tiny", "--data", data, "--size", "32")
+    assert_user_error(run_cli(*train, "--out", tmp_path / "run", cwd=tmp_path), "already holds a training run")
+    assert_user_error(run_cli(*train, "--out", tmp_path / "other", "--phase-steps", "5", cwd=tmp_path), "phase")
+
+
 def test_release_evaluates_and_refuses_a_model_below_the_bar(tmp_path: Path) -> None:
     # random PConv weights (no post-processing of their own: on smooth pictures a random GLCIC,
     # Poisson-blended as its paper does, is nearly the membrane interpolant and can beat Telea)
