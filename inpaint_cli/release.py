@@ -99,13 +99,13 @@ def release(export: Path, result: EvalResult, weights_dir: Path, post_processing
     atomic_save_safetensors(tensors, target, metadata | {"eval_json": result_to_json(result), "post_processing": post_processing})
     arch = metadata["arch"]
     manifest.setdefault("models", {})[arch] = target.name
-    manifest.setdefault("summaries", {})[arch] = summary_line(metadata, result, label)
+    manifest.setdefault("summaries", {})[arch] = summary_line(metadata, result, label, post_processing)
     manifest["default"] = _best_default(weights_dir, manifest["models"])
     _write_json(manifest_path, manifest)
     return target, verdict, manifest["default"]
 
 
-def summary_line(metadata: dict[str, str], result: EvalResult, label: str) -> str:
+def summary_line(metadata: dict[str, str], result: EvalResult, label: str, post_processing: str) -> str:
     """One line for `inpaint models`: training figures and the box and 30-40 % PSNR beside Telea."""
     hours = float(metadata.get("wall_time_s", 0)) / 3600
     lineage = json.loads(metadata.get("training_json", "{}")).get("warm_start")
@@ -116,7 +116,8 @@ def summary_line(metadata: dict[str, str], result: EvalResult, label: str) -> st
         f"{section} {result.sections[section][label]['psnr'].mean:.2f} dB (telea {result.sections[section]['telea']['psnr'].mean:.2f})"
         for section in BUNDLE_SECTIONS
     )
-    return f"{hours:.1f} h training ({metadata.get('hardware', '?')}); PSNR {scores}"
+    blended = "" if post_processing == "none" else f" ({post_processing} blending)"
+    return f"{hours:.1f} h training ({metadata.get('hardware', '?')}); PSNR{blended} {scores}"
 
 
 def _best_default(weights_dir: Path, models: dict[str, str]) -> str:

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 
 from inpaint_cli.checkpoint import read_metadata
-from inpaint_cli.evaluate import load_eval_images
-from inpaint_cli.fill import FillOptions, Inpainter, read_manifest, resolve_model, weights_dir
+from inpaint_cli.evaluate import load_eval_images, result_from_json
+from inpaint_cli.fill import FillOptions, Inpainter, blended_label, read_manifest, resolve_model, weights_dir
 from inpaint_cli.masks import draw_mask, eval_rng
 from inpaint_cli.metrics import psnr
 from inpaint_cli.registry import get_arch
+from inpaint_cli.release import BASELINES, REFERENCES
 
 BUNDLED = sorted(read_manifest().get("models", {}).items())
 
@@ -34,7 +35,11 @@ def test_bundled_file_matches_its_declaration(arch, file):
     # `--arch NAME`, `train --arch NAME` and the star of `inpaint models` all mean this config
     assert metadata["config"] == get_arch(arch).default_config
     json.loads(metadata["config_json"])
-    json.loads(metadata["eval_json"])
+    # the release's own row of its table is labelled with the post-processing `--blend auto` applies
+    result = result_from_json(metadata["eval_json"])
+    own = [label for label in result.methods if label not in (*BASELINES, *REFERENCES)]
+    blend = Inpainter(resolve_model(arch, None)).blend
+    assert own == [blended_label(file.removesuffix(".safetensors"), blend)]
     for key in ("step", "image_size", "batch", "data", "hardware", "wall_time_s", "license"):
         assert metadata[key]
 

@@ -91,6 +91,8 @@ def test_a_release_records_the_post_processing_it_was_measured_with(tmp_path):
     assert Inpainter(resolve_model(None, str(export))).blend == "poisson"  # an unreleased export: the paper's
     target, _, _ = release(export, _result("glcic-tiny + poisson", 2.0), weights, "poisson")
     assert Inpainter(resolve_model(None, str(target))).label == "glcic-tiny + poisson"
+    summary = json.loads((weights / "manifest.json").read_text())["summaries"]["glcic"]
+    assert "; PSNR (poisson blending) box 27.00 dB (telea 25.00)" in summary
 
 
 def test_a_model_below_the_bar_is_not_released(tmp_path):
