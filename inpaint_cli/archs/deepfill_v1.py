@@ -198,7 +198,7 @@ SPECS = (
         input_note="any size (padded to a multiple of 8); RGB + ones + mask",
         build_generator=DeepFillV1,
         configs=CONFIGS,
-        default_config="paper",
+        default_config="half",  # the bundled weights' config (weights/README.md)
         build_discriminator=build_critics,
         recipe=DeepFillV1Recipe,
     ),
