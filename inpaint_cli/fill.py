@@ -119,6 +119,11 @@ def blended_label(label: str, blend: str) -> str:
     return label if blend == "none" else f"{label} + {blend}"
 
 
+def blend_in_label(label: str) -> str:
+    """The post-processing a table's method name says its fills had (inverse of `blended_label`)."""
+    return label.rpartition(" + ")[2] if " + " in label else "none"
+
+
 def _pad_to_multiple(array: np.ndarray, multiple: int, minimum: int = 1) -> np.ndarray:
     """Mirror-pad bottom and right up to a multiple of `multiple`, and to at least `minimum`."""
     height, width = array.shape[:2]

@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 from inpaint_cli.checkpoint import atomic_save_safetensors, read_metadata
 from inpaint_cli.errors import InpaintError
 from inpaint_cli.evaluate import OVERALL, EvalResult, result_from_json, result_to_json
-from inpaint_cli.fill import MANIFEST
+from inpaint_cli.fill import MANIFEST, blend_in_label
 from inpaint_cli.metrics import HIGHER_IS_BETTER
 
 BASELINES = ("telea", "ns")
@@ -86,8 +86,7 @@ def release(export: Path, result: EvalResult, weights_dir: Path, post_processing
     """
     metadata = read_metadata(export)
     label = _own_label(result, export.name)
-    measured = label.rpartition(" + ")[2] if " + " in label else "none"  # see fill.blended_label
-    if measured != post_processing:
+    if blend_in_label(label) != post_processing:
         raise InpaintError(f"the evaluation measured {label!r}, not its fills with --blend {post_processing}")
     verdict = judge(result, label)
     if not verdict.bundle:
