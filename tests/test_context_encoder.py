@@ -140,6 +140,21 @@ def test_overlap_band_weighs_ten_times_the_hole() -> None:
     assert logs["rec"] == pytest.approx(10 * 0.25 * (64**2 - 56**2) / 64**2, rel=1e-5)
 
 
+def test_l1_option_puts_the_same_weights_on_absolute_errors() -> None:
+    config = replace(SMALL_CENTRE, reconstruction="l1")
+    recipe = ContextEncoderRecipe(config, TrainOptions(size=128, batch=2, steps=1))
+    image, mask = torch.rand(2, 3, 128, 128), _centre_hole()
+    target = image[..., 32:96, 32:96] * 2 - 1
+    band = torch.ones(64, 64)
+    band[4:60, 4:60] = 0
+    phase = recipe.phases()[0]
+    _, logs = recipe.generator_loss(None, image, mask, {"region": target + 0.5 * band}, phase)
+    assert logs["rec"] == pytest.approx(10 * 0.5 * (64**2 - 56**2) / 64**2, rel=1e-5)  # not 0.5 ** 2
+    assert replace(CONFIGS["half-fc-l1"], reconstruction="mse") == CONFIGS["half-fc"]
+    with pytest.raises(ValueError, match="reconstruction must be"):
+        ContextEncoderRecipe(replace(config, reconstruction="huber"), TrainOptions(size=128, batch=2, steps=1))
+
+
 def test_discriminator_sees_the_predicted_region_only() -> None:
     recipe = ContextEncoderRecipe(SMALL_CENTRE, TrainOptions(size=128, batch=2, steps=1))
     generator = ContextEncoder(SMALL_CENTRE)

@@ -24,6 +24,7 @@ from torch import nn
 from inpaint_cli.archs.base import ArchSpec, InpaintModel, Phase, TrainingRecipe, TrainOptions
 from inpaint_cli.layers.adversarial import bce_discriminator_loss, bce_generator_loss
 from inpaint_cli.layers.channelwise_fc import ChannelwiseFC
+from inpaint_cli.layers.reconstruction import check_reconstruction, pixel_penalty
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class ContextEncoderConfig:
     mean_color: tuple[float, float, float] = (117 / 255, 104 / 255, 123 / 255)  # ImageNet mean, RGB
     overlap: int = 4  # centre model: context ring inside the predicted square, px (overlapPred)
     overlap_weight: float = 10.0  # L2 weight of predicted context pixels relative to hole pixels
+    reconstruction: str = "mse"  # the paper's weighted L2, or "l1": the same weights on absolute errors
     reconstruction_weight: float = 0.999  # wtl2
     adversarial_weight: float = 0.001
     lr: float = 2e-3  # generator learning rate (official code: 10 x the discriminator's 2e-4)
@@ -195,6 +197,7 @@ class ContextEncoderRecipe(TrainingRecipe):
 
     def __init__(self, config: ContextEncoderConfig, options: TrainOptions) -> None:
         super().__init__(config, options)
+        check_reconstruction(config.reconstruction)
         if options.size != config.image_size:
             raise ValueError(
                 f"context-encoder trains on its {config.image_size} x {config.image_size} window:"
@@ -260,7 +263,7 @@ class ContextEncoderRecipe(TrainingRecipe):
         region, target = output["region"], self._region(image * 2 - 1)
         hole = self._region(self._hole(mask))
         weights = hole + self.config.overlap_weight * (1 - hole)
-        rec = (weights * (region.float() - target) ** 2).mean()
+        rec = (weights * pixel_penalty(region.float() - target, self.config.reconstruction)).mean()
         loss = self.config.reconstruction_weight * rec
         logs = {"rec": rec.item()}
         if phase.train_discriminator and discriminator is not None:
@@ -279,6 +282,10 @@ CONFIGS = {
     # the paper's channel-wise fully connected bottleneck (§3.1) keeps a half-width model small
     "half-fc": ContextEncoderConfig(
         region="random", channels=32, bottleneck_kind="channelwise-fc", discriminator_channels=32
+    ),
+    "half-fc-l1": ContextEncoderConfig(
+        region="random", channels=32, bottleneck_kind="channelwise-fc", discriminator_channels=32,
+        reconstruction="l1",
     ),
     "tiny": ContextEncoderConfig(
         region="random", image_size=64, channels=8, bottleneck=64, discriminator_channels=8

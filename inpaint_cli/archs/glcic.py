@@ -19,6 +19,7 @@ from torch import nn
 from inpaint_cli.archs.base import ArchSpec, InpaintModel, Phase, TrainingRecipe, TrainOptions
 from inpaint_cli.layers.adversarial import bce_discriminator_loss, bce_generator_loss
 from inpaint_cli.layers.crops import crop, hole_patch_corners
+from inpaint_cli.layers.reconstruction import check_reconstruction, pixel_penalty
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 
@@ -146,8 +147,7 @@ class GLCICRecipe(TrainingRecipe):
     paper_phases = (90_000, 10_000, 400_000)
 
     def __init__(self, config: GLCICConfig, options: TrainOptions) -> None:
-        if config.reconstruction not in ("mse", "l1"):
-            raise ValueError(f"reconstruction must be 'mse' or 'l1', got {config.reconstruction!r}")
+        check_reconstruction(config.reconstruction)
         super().__init__(dataclasses.replace(config, image_size=options.size), options)
 
     def phases(self) -> list[Phase]:
@@ -183,7 +183,7 @@ class GLCICRecipe(TrainingRecipe):
     def generator_loss(self, discriminator, image, mask, output, phase):
         hole_pixels = mask.sum().clamp(min=1) * 3
         error = (output - image) * mask
-        loss = (error.abs() if self.config.reconstruction == "l1" else error.pow(2)).sum() / hole_pixels
+        loss = pixel_penalty(error, self.config.reconstruction).sum() / hole_pixels
         logs = {"rec": loss.item()}
         if phase.train_discriminator:
             completed = image * (1 - mask) + output * mask
