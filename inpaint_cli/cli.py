@@ -483,6 +483,7 @@ def train(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the data order, holes and initialisation.")] = 0,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
     precision: Annotated[str, typer.Option("--precision", help="auto (bf16 autocast on CUDA and on CPUs with AMX, fp16 on older CUDA, else fp32), fp32, bf16 or fp16.")] = "auto",
+    workers: Annotated[int, typer.Option("--workers", help="Processes drawing the coming batches (crops and holes) ahead of the step, so a GPU is not kept waiting; 0: one background thread. Any number gives the same batches.")] = 0,
     checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", help="Steps between checkpoints (and exports).")] = 500,
     sample_every: Annotated[int, typer.Option("--sample-every", help="Steps between sample grids in samples/.")] = 500,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out exactly where its checkpoint left it.")] = False,
@@ -511,8 +512,8 @@ def train(
             phases = [int(v) for v in phase_steps.split(",")]
         except ValueError:
             raise InpaintError(f"--phase-steps must be integers separated by commas, got {phase_steps!r}") from None
-    if size < 16 or batch < 1:
-        raise InpaintError("--size must be >= 16 and --batch >= 1")
+    if size < 16 or batch < 1 or workers < 0:
+        raise InpaintError("--size must be >= 16, --batch >= 1 and --workers >= 0")
     if ema is not None and not 0 < ema < 1:
         raise InpaintError(f"--ema must lie between 0 and 1 (e.g. 0.999), got {ema}")
     settings = TrainSettings(
@@ -525,7 +526,7 @@ def train(
     # leaves only its one line on stderr
     with Progress(SpinnerColumn(), TextColumn("[bold]starting"), console=stderr, transient=True) as starting:
         starting.add_task("start", total=None)
-        trainer = start_training(settings, resume=resume, device=device, steps_override=steps, precision=precision)
+        trainer = start_training(settings, resume=resume, device=device, steps_override=steps, precision=precision, workers=workers)
     with Progress(
         TextColumn("[bold]{task.fields[phase]}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[logs]}"), TimeRemainingColumn(), console=stderr,

@@ -547,7 +547,11 @@ def test_eval_json_csv_and_saved_fills(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "option,fragment",
-    [(("--ema", "1.5"), "--ema must lie between 0 and 1"), (("--phase-steps", "5,x"), "--phase-steps must be integers")],
+    [
+        (("--ema", "1.5"), "--ema must lie between 0 and 1"),
+        (("--phase-steps", "5,x"), "--phase-steps must be integers"),
+        (("--workers", "-1"), "--workers >= 0"),
+    ],
 )
 def test_train_bad_options_leave_no_run_folder(tmp_path: Path, option: tuple[str, str], fragment: str) -> None:
     result = run_cli("train", "--arch", "glcic", "--config", "tiny", "--data", tmp_path, "--out", tmp_path / "run", *option, cwd=tmp_path)

@@ -14,6 +14,7 @@ from inpaint_cli.errors import InpaintError
 from inpaint_cli.fill import Inpainter, LoadedModel
 from inpaint_cli.registry import list_archs
 from inpaint_cli.train import TrainSettings, start_training
+from inpaint_cli.train.data import BatchPrefetcher, BatchSampler, ImageCache, as_tensors, find_training_images
 from inpaint_cli.train.ema import WeightAverage
 
 
@@ -76,7 +77,8 @@ def test_resume_repeats_a_straight_run_exactly(image_folder, tmp_path):
     halves = start_training(_settings(image_folder, tmp_path / "halves", "glcic", **common), steps_override=4)
     halves.settings.steps = 4
     halves.run()
-    resumed = start_training(_settings(image_folder, tmp_path / "halves", "glcic", **common), resume=True, steps_override=8)
+    # the second half draws its batches in two loader processes: the same batches
+    resumed = start_training(_settings(image_folder, tmp_path / "halves", "glcic", **common), resume=True, steps_override=8, workers=2)
     assert resumed.step == 4
     resumed.run()
     for name, tensor in straight.generator.state_dict().items():
@@ -93,6 +95,25 @@ def test_resume_repeats_a_straight_run_exactly(image_folder, tmp_path):
         torch.testing.assert_close(exported.state_dict()[name].to(tensor.dtype), tensor, rtol=0, atol=scale, msg=name)
     own = resumed.generator.state_dict()
     assert any(not torch.equal(own[name], tensor) for name, tensor in straight.average.weights.items())
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_prefetched_batches_are_the_steps_own(image_folder, workers):
+    cache = ImageCache.build(find_training_images([image_folder]), 64, image_folder.parent / "cache")
+    sampler = BatchSampler(cache, 48, 3, [("box", 1.0), ("irregular:10-60", 1.0)], seed=4)
+    prefetcher = BatchPrefetcher(sampler, workers)
+    try:
+        for step in (0, 1, 2, 7, 3):  # a jump ahead and one back, as after a resume
+            crops, holes = prefetcher.get(step)
+            expected_crops, expected_holes = sampler.draw(step)
+            assert np.array_equal(crops, expected_crops) and np.array_equal(holes, expected_holes)
+        assert not np.array_equal(crops, sampler.draw(4)[0])
+    finally:
+        prefetcher.close()
+    images, masks = as_tensors(crops, holes)
+    assert images.shape == (3, 3, 48, 48) and images.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal((images * 255).round().to(torch.uint8), torch.from_numpy(crops).permute(0, 3, 1, 2))
+    assert torch.equal(masks[:, 0].bool(), torch.from_numpy(holes))
 
 
 def test_weight_average_follows_its_warm_up_and_leaves_the_network_its_own_weights():

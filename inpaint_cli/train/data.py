@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
+import signal
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,7 +109,8 @@ class BatchSampler:
         if too_small:
             raise InpaintError(f"{len(too_small)} cached images are smaller than the crop size {size}")
 
-    def sample(self, step: int, substep: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    def draw(self, step: int, substep: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """The crops (N x H x W x 3 uint8) and holes (N x H x W bool) of (step, substep)."""
         rng = np.random.default_rng([self.seed, step, substep])
         crops = np.empty((self.batch, self.size, self.size, 3), dtype=np.uint8)
         holes = np.empty((self.batch, self.size, self.size), dtype=bool)
@@ -119,6 +122,66 @@ class BatchSampler:
             crops[i] = crop[:, ::-1] if rng.random() < 0.5 else crop
             kind = self.kinds[int(rng.choice(len(self.kinds), p=self.kind_weights))]
             holes[i] = draw_mask(kind, rng, self.size, self.size)
-        images = torch.from_numpy(crops).permute(0, 3, 1, 2).float().div_(255)
-        masks = torch.from_numpy(holes).unsqueeze(1).float()
-        return images, masks
+        return crops, holes
+
+    def sample(self, step: int, substep: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch of (step, substep) as float tensors on the CPU."""
+        return as_tensors(*self.draw(step, substep))
+
+
+def as_tensors(
+    crops: np.ndarray, holes: np.ndarray, device: torch.device | str = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images N x 3 x H x W in [0, 1] (channels-last in memory) and masks N x 1 x H x W (1 = hole),
+    converted on `device`, so only the uint8 crops cross to a GPU."""
+    images = torch.from_numpy(crops).to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255)
+    masks = torch.from_numpy(holes).to(device, non_blocking=True).unsqueeze(1).float()
+    return images, masks
+
+
+_worker_sampler: BatchSampler | None = None  # each loader process's own copy
+
+
+def _start_worker(sampler: BatchSampler) -> None:
+    global _worker_sampler
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # an interrupt is the training loop's to handle
+    _worker_sampler = sampler
+
+
+def _draw_in_worker(step: int) -> tuple[np.ndarray, np.ndarray]:
+    assert _worker_sampler is not None
+    return _worker_sampler.draw(step)
+
+
+class BatchPrefetcher:
+    """Draws the batches of the coming steps while the current one trains: in one thread, or in
+    `workers` processes (holes are drawn in Python, and one core cannot keep a GPU busy).
+    Batches are a function of the step alone, so the number of workers never changes a run."""
+
+    def __init__(self, sampler: BatchSampler, workers: int = 0) -> None:
+        self._pool: Executor
+        if workers > 0:
+            self._pool = ProcessPoolExecutor(
+                workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_start_worker, initargs=(sampler,),
+            )
+            self._draw = _draw_in_worker
+            self._ahead = 2 * workers
+        else:
+            self._pool = ThreadPoolExecutor(max_workers=1)
+            self._draw = sampler.draw
+            self._ahead = 1
+        self._pending: dict[int, Future] = {}
+
+    def get(self, step: int) -> tuple[np.ndarray, np.ndarray]:
+        """The crops and holes of `step`; the next steps' batches are queued behind it."""
+        for stale in [s for s in self._pending if s < step]:
+            self._pending.pop(stale).cancel()
+        for coming in range(step, step + self._ahead + 1):
+            if coming not in self._pending:
+                self._pending[coming] = self._pool.submit(self._draw, coming)
+        return self._pending.pop(step).result()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pending.clear()

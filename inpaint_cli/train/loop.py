@@ -12,7 +12,6 @@ import platform
 import random
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -27,7 +26,7 @@ from inpaint_cli.checkpoint import export_release, load_release, load_training_s
 from inpaint_cli.devices import autocast_dtype, pick_device
 from inpaint_cli.errors import InpaintError
 from inpaint_cli.registry import get_arch, get_config
-from inpaint_cli.train.data import BatchSampler, ImageCache, find_training_images
+from inpaint_cli.train.data import BatchPrefetcher, BatchSampler, ImageCache, as_tensors, find_training_images
 from inpaint_cli.train.ema import WeightAverage
 
 CHECKPOINT_DIR = "checkpoint"
@@ -110,10 +109,12 @@ class Trainer:
         device: str = "auto",
         progress: Callable[[int, int, str, dict[str, float]], None] | None = None,
         precision: str = "auto",
+        workers: int = 0,
     ) -> None:
         self.settings = settings
         self.device = pick_device(device)
         self.precision = precision
+        self.workers = workers  # loader processes (0: one thread); they never change the batches
         self.progress = progress
         self.spec = get_arch(settings.arch)
         if not self.spec.learned or self.spec.recipe is None:
@@ -134,9 +135,7 @@ class Trainer:
         self.step = 0
         self.wall_time = 0.0
         self.history: list[dict[str, float]] = []
-        self._pool: ThreadPoolExecutor | None = None  # prefetches the next batch while `run` trains
-        self._pending: Future | None = None
-        self._pending_step = -1
+        self._prefetcher: BatchPrefetcher | None = None  # draws the coming batches while `run` trains
 
     def _build(self) -> None:
         torch.manual_seed(self.settings.seed)
@@ -285,7 +284,7 @@ class Trainer:
         if phase is not getattr(self, "_entered_phase", None):
             self.recipe.enter_phase(phase, self.generator, self.optimizers)
             self._entered_phase = phase
-        image, mask = (self._on_device(t) for t in self._batch(self.step))
+        image, mask = self._batch(self.step)
         self.generator.train(phase.train_generator)
         logs: dict[str, float] = {}
         with self._autocast(), torch.set_grad_enabled(phase.train_generator):
@@ -296,7 +295,7 @@ class Trainer:
                 if substep == 0:
                     d_image, d_mask, d_output = image, mask, _detached(output)
                 else:
-                    d_image, d_mask = (self._on_device(t) for t in self.sampler.sample(self.step, substep))
+                    d_image, d_mask = as_tensors(*self.sampler.draw(self.step, substep), device=self.device)
                     with self._autocast(), torch.no_grad():
                         d_output = self.recipe.generate(self.generator, d_image, d_mask)
                 with self._autocast():
@@ -315,19 +314,11 @@ class Trainer:
         self.step += 1
         return logs
 
-    def _on_device(self, tensor: torch.Tensor) -> torch.Tensor:
-        return tensor.to(self.device, non_blocking=True, memory_format=CHANNELS_LAST)
-
     def _batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The batch of `step`, prepared in a background thread while the previous step ran."""
-        if self._pending is not None and self._pending_step == step:
-            batch = self._pending.result()
-        else:
-            batch = self.sampler.sample(step)
-        if self._pool is not None:
-            self._pending_step = step + 1
-            self._pending = self._pool.submit(self.sampler.sample, step + 1)
-        return batch
+        """The batch of `step` on the device, drawn ahead by the prefetcher while `run` trains."""
+        if self._prefetcher is None:
+            return as_tensors(*self.sampler.draw(step), device=self.device)
+        return as_tensors(*self._prefetcher.get(step), device=self.device)
 
     def write_samples(self) -> Path:
         """A fixed preview batch (the same every time) filled by the exported weights in eval mode."""
@@ -345,7 +336,7 @@ class Trainer:
 
     def run(self) -> TrainResult:
         settings = self.settings
-        self._pool = ThreadPoolExecutor(max_workers=1)
+        self._prefetcher = BatchPrefetcher(self.sampler, self.workers)
         totals: dict[str, float] = {}
         count, window_start = 0, time.perf_counter()
         log_path = self.out_dir / "log.jsonl"
@@ -373,8 +364,8 @@ class Trainer:
                     self.save()
             self.save()
         finally:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool, self._pending = None, None
+            self._prefetcher.close()
+            self._prefetcher = None
         return TrainResult(self.step, self.export_path, self.history)
 
 
@@ -433,6 +424,7 @@ def start_training(
     progress: Callable[[int, int, str, dict[str, float]], None] | None = None,
     steps_override: int | None = None,
     precision: str = "auto",
+    workers: int = 0,
 ) -> Trainer:
     """A ready Trainer: fresh (the output folder must hold no checkpoint) or resumed from it."""
     checkpoint = Path(settings.out_dir) / CHECKPOINT_DIR
@@ -443,12 +435,12 @@ def start_training(
             raise InpaintError(f"{checkpoint} holds a {stored.arch} run, not {settings.arch}")
         if steps_override is not None:
             stored = replace(stored, steps=steps_override)
-        trainer = Trainer(stored, device=device, progress=progress, precision=precision)
+        trainer = Trainer(stored, device=device, progress=progress, precision=precision, workers=workers)
         trainer.restore(state)
         return trainer
     if checkpoint.exists():
         raise InpaintError(f"{settings.out_dir} already holds a training run; pass --resume to continue it or pick another --out")
-    trainer = Trainer(settings, device=device, progress=progress, precision=precision)
+    trainer = Trainer(settings, device=device, progress=progress, precision=precision, workers=workers)
     if settings.init_weights:
         trainer.start_from(settings.init_weights)
     return trainer
