@@ -45,16 +45,27 @@ def test_paper_parameter_counts(config: str, generator_count: int, discriminator
     assert generator.fixed_size == 128
 
 
-def test_half_fc_counts() -> None:
-    """Encoder 707,520 (= D's 711,617 less its 4,097-weight head) + channel-wise FC 256 * 4^4 =
-    65,536 + 1x1 mix 65,792 + BN 512 + decoder 706,819."""
+@pytest.mark.parametrize(
+    ("config", "encoder", "fc", "generator_count", "discriminator_count"),
+    [
+        # half: encoder 707,520 (= D's 711,617 less its 4,097-weight head) + FC 256 * 4^4 + decoder 706,819
+        ("half-fc", 707_520, 256 * 4**4, 1_546_179, 711_617),
+        # the paper's width: encoder 2,824,064 (= D's 2,832,257 less 8,193) + FC 512 * 4^4 + decoder 2,822,659
+        ("random-fc", 2_824_064, 512 * 4**4, 6_041_475, 2_832_257),
+    ],
+)
+def test_channelwise_fc_configs_count(
+    config: str, encoder: int, fc: int, generator_count: int, discriminator_count: int
+) -> None:
+    """The channel-wise FC bottleneck: per-channel 16 x 16 matrices, a 1 x 1 mix (with bias), BN."""
     with torch.device("meta"):
-        generator = SPECS[0].build_generator(CONFIGS["half-fc"])
-        discriminator = SPECS[0].build_discriminator(CONFIGS["half-fc"])
-    assert count_parameters(generator.encoder) == 707_520
-    assert count_parameters(generator.bottleneck) == 65_536 + 65_792 + 512
-    assert count_parameters(generator) == 1_546_179
-    assert count_parameters(discriminator) == 711_617
+        generator = SPECS[0].build_generator(CONFIGS[config])
+        discriminator = SPECS[0].build_discriminator(CONFIGS[config])
+    width = fc // 4**4
+    assert count_parameters(generator.encoder) == encoder
+    assert count_parameters(generator.bottleneck) == fc + width * width + width + 2 * width
+    assert count_parameters(generator) == generator_count
+    assert count_parameters(discriminator) == discriminator_count
 
 
 def test_channelwise_fc_has_m_n4_weights_and_no_cross_channel_links() -> None:
@@ -199,3 +210,22 @@ def test_reconstruction_falls_on_a_fixed_batch() -> None:
     assert "adv" in logs
     assert sum(history[-3:]) < 0.5 * sum(history[:3]), history
     assert recipe.prediction(output).shape == image.shape
+
+
+def test_reconstruction_only_config_has_no_critic_and_its_loss_is_the_l2() -> None:
+    """adversarial_weight 0 (config half-fc-rec): one reconstruction phase, no discriminator."""
+    config = replace(CONFIGS["tiny"], adversarial_weight=0.0)
+    recipe = ContextEncoderRecipe(config, TrainOptions(size=64, batch=2, steps=10))
+    assert [(p.name, p.train_discriminator) for p in recipe.phases()] == [("reconstruction", False)]
+    assert recipe.build_discriminator() is None
+    assert CONFIGS["half-fc-rec"].adversarial_weight == 0 and CONFIGS["half-fc"].adversarial_weight == 0.001
+    torch.manual_seed(0)
+    generator = ContextEncoder(config)
+    image, mask = torch.rand(2, 3, 64, 64), torch.zeros(2, 1, 64, 64)
+    mask[..., 20:40, 16:48] = 1
+    output = recipe.generate(generator, image, mask)
+    loss, logs = recipe.generator_loss(None, image, mask, output, recipe.phases()[0])
+    weights = mask + config.overlap_weight * (1 - mask)
+    expected = config.reconstruction_weight * (weights * (output["region"] - (image * 2 - 1)) ** 2).mean()
+    torch.testing.assert_close(loss, expected)
+    assert set(logs) == {"rec"}

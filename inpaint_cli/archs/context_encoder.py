@@ -206,10 +206,12 @@ class ContextEncoderRecipe(TrainingRecipe):
         self.mask_kinds = (("ce-center", 1.0),) if config.region == "center" else (("ce-random", 1.0),)
 
     def phases(self) -> list[Phase]:
+        if self.config.adversarial_weight == 0:  # reconstruction only: the paper's L2 ablation
+            return [Phase("reconstruction", None, train_generator=True, train_discriminator=False)]
         return [Phase("adversarial", None, train_generator=True, train_discriminator=True)]
 
-    def build_discriminator(self) -> nn.Module:
-        return ContextEncoderDiscriminator(self.config)
+    def build_discriminator(self) -> nn.Module | None:
+        return ContextEncoderDiscriminator(self.config) if self.config.adversarial_weight else None
 
     def optimizers(
         self, generator: nn.Module, discriminator: nn.Module | None
@@ -286,6 +288,13 @@ CONFIGS = {
     "half-fc-l1": ContextEncoderConfig(
         region="random", channels=32, bottleneck_kind="channelwise-fc", discriminator_channels=32,
         reconstruction="l1",
+    ),
+    # the paper's width with its channel-wise fully connected bottleneck: 6.0 M parameters
+    "random-fc": ContextEncoderConfig(region="random", bottleneck_kind="channelwise-fc"),
+    "random-fc-l1": ContextEncoderConfig(region="random", bottleneck_kind="channelwise-fc", reconstruction="l1"),
+    "half-fc-rec": ContextEncoderConfig(
+        region="random", channels=32, bottleneck_kind="channelwise-fc", discriminator_channels=32,
+        adversarial_weight=0.0,
     ),
     "tiny": ContextEncoderConfig(
         region="random", image_size=64, channels=8, bottleneck=64, discriminator_channels=8
