@@ -14,6 +14,7 @@ from inpaint_cli.errors import InpaintError
 from inpaint_cli.fill import Inpainter, LoadedModel
 from inpaint_cli.registry import list_archs
 from inpaint_cli.train import TrainSettings, start_training
+from inpaint_cli.train.loop import BATCH_NORM_IMAGES, BATCH_NORM_STREAM
 from inpaint_cli.train.data import BatchPrefetcher, BatchSampler, ImageCache, as_tensors, find_training_images
 from inpaint_cli.train.ema import WeightAverage
 
@@ -91,10 +92,41 @@ def test_resume_repeats_a_straight_run_exactly(image_folder, tmp_path):
     assert json.loads(metadata["training_json"])["ema_decay"] == 0.9
     for name, tensor in straight.average.weights.items():
         torch.testing.assert_close(resumed.average.weights[name], tensor, rtol=1e-5, atol=1e-6, msg=name)
+        if name.endswith(("running_mean", "running_var", "num_batches_tracked")):
+            continue  # batch-norm statistics are the average's own (next test)
         scale = 1e-3 * float(tensor.abs().max()) + 1e-6 if tensor.is_floating_point() else 0.0  # 16-bit release
         torch.testing.assert_close(exported.state_dict()[name].to(tensor.dtype), tensor, rtol=0, atol=scale, msg=name)
     own = resumed.generator.state_dict()
     assert any(not torch.equal(own[name], tensor) for name, tensor in straight.average.weights.items())
+
+
+def test_an_averaged_export_carries_batch_norm_statistics_of_its_own_weights(image_folder, tmp_path):
+    # a high rate, so the weights the average passed through differ from the average
+    trainer = start_training(_settings(image_folder, tmp_path / "run", "glcic", steps=6, phase_steps=[6, 0], lr=3e-2, ema_decay=0.5, batch=4))
+    trainer.run()
+    exported, _, _, _ = load_release(trainer.export_path)
+    norms = {name: module for name, module in exported.named_modules() if isinstance(module, torch.nn.BatchNorm2d)}
+    assert norms
+    stored = {name: (norm.running_mean.clone(), norm.running_var.clone()) for name, norm in norms.items()}
+    # the statistics of the exported weights, measured afresh on the export's fixed batches
+    for norm in norms.values():
+        norm.reset_running_stats()
+        norm.momentum = None
+    exported.float().train()
+    with torch.no_grad():
+        for index in range(-(-BATCH_NORM_IMAGES // 4)):
+            image, mask = as_tensors(*trainer.sampler.draw(0, BATCH_NORM_STREAM + index))
+            trainer.recipe.generate(exported, image, mask)
+    averaged = trainer.average.weights
+    for name, norm in norms.items():
+        mean, var = stored[name]
+        torch.testing.assert_close(mean.float(), norm.running_mean, rtol=1e-2, atol=2e-3, msg=name)
+        torch.testing.assert_close(var.float(), norm.running_var, rtol=1e-2, atol=2e-3, msg=name)
+    # ... which the running statistics averaged alongside the weights are not
+    assert any(
+        not torch.allclose(averaged[f"{name}.running_var"].float(), norm.running_var, rtol=0.05, atol=1e-2)
+        for name, norm in norms.items()
+    )
 
 
 @pytest.mark.parametrize("workers", [0, 2])

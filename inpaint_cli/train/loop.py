@@ -11,8 +11,8 @@ import json
 import platform
 import random
 import time
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
+from torch import nn
 
 from inpaint_cli.archs.base import Phase, TrainingRecipe, TrainOptions
 from inpaint_cli.checkpoint import export_release, load_release, load_training_state, save_training_state
@@ -32,6 +33,8 @@ from inpaint_cli.train.ema import WeightAverage
 CHECKPOINT_DIR = "checkpoint"
 CHANNELS_LAST = torch.channels_last
 PREVIEW_STREAM = 999_999  # the substep whose batch the sample grids show (never a training batch)
+BATCH_NORM_STREAM = 1_000_000  # first substep of the batches an export's batch-norm statistics come from
+BATCH_NORM_IMAGES = 256
 #: training figures of a warm-start source kept in the export's lineage
 LINEAGE_KEYS = ("config", "step", "image_size", "batch", "hardware", "wall_time_s")
 
@@ -172,9 +175,37 @@ class Trainer:
             except ValueError as error:
                 raise InpaintError(str(error)) from None
 
-    def _exported_weights(self):
-        """The generator holds the weights that are exported (the average, where kept) inside."""
-        return self.average.applied(self.generator) if self.average is not None else nullcontext()
+    @contextmanager
+    def _exported_weights(self) -> Iterator[None]:
+        """The generator holds the weights that are exported inside: the average, where kept, with
+        batch-norm statistics of its own. The averaged running statistics belong to the weights the
+        average passed through, not to the average (SWA's `update_bn`, Izmailov et al. 2018)."""
+        if self.average is None:
+            yield
+            return
+        with self.average.applied(self.generator):
+            self._estimate_batch_norm_statistics()
+            yield
+
+    @torch.no_grad()
+    def _estimate_batch_norm_statistics(self) -> None:
+        """Running statistics re-estimated as plain means over fixed batches of about 256 images."""
+        norms = [m for m in self.generator.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+        if not norms:
+            return
+        momenta = [norm.momentum for norm in norms]
+        for norm in norms:
+            norm.reset_running_stats()
+            norm.momentum = None  # a cumulative mean
+        was_training = self.generator.training
+        self.generator.train()
+        for index in range(-(-BATCH_NORM_IMAGES // self.settings.batch)):
+            image, mask = as_tensors(*self.sampler.draw(0, BATCH_NORM_STREAM + index), device=self.device)
+            with self._autocast():
+                self.recipe.generate(self.generator, image, mask)
+        for norm, momentum in zip(norms, momenta):
+            norm.momentum = momentum
+        self.generator.train(was_training)
 
     # -- state -----------------------------------------------------------------------------------
 
