@@ -296,6 +296,10 @@ CONFIGS = {
         region="random", channels=32, bottleneck_kind="channelwise-fc", discriminator_channels=32,
         adversarial_weight=0.0,
     ),
+    "half-fc-l1-rec": ContextEncoderConfig(
+        region="random", channels=32, bottleneck_kind="channelwise-fc", discriminator_channels=32,
+        reconstruction="l1", adversarial_weight=0.0,
+    ),
     "tiny": ContextEncoderConfig(
         region="random", image_size=64, channels=8, bottleneck=64, discriminator_channels=8
     ),
