@@ -102,7 +102,7 @@ def test_resume_repeats_a_straight_run_exactly(image_folder, tmp_path):
 
 def test_an_averaged_export_carries_batch_norm_statistics_of_its_own_weights(image_folder, tmp_path):
     # a high rate, so the weights the average passed through differ from the average
-    trainer = start_training(_settings(image_folder, tmp_path / "run", "glcic", steps=6, phase_steps=[6, 0], lr=3e-2, ema_decay=0.5, batch=4))
+    trainer = start_training(_settings(image_folder, tmp_path / "run", "glcic", steps=6, phase_steps=[6, 0], lr=3e-2, ema_decay=0.5, batch=16))
     trainer.run()
     exported, _, _, _ = load_release(trainer.export_path)
     norms = {name: module for name, module in exported.named_modules() if isinstance(module, torch.nn.BatchNorm2d)}
@@ -114,7 +114,7 @@ def test_an_averaged_export_carries_batch_norm_statistics_of_its_own_weights(ima
         norm.momentum = None
     exported.float().train()
     with torch.no_grad():
-        for index in range(-(-BATCH_NORM_IMAGES // 4)):
+        for index in range(-(-BATCH_NORM_IMAGES // 16)):
             image, mask = as_tensors(*trainer.sampler.draw(0, BATCH_NORM_STREAM + index))
             trainer.recipe.generate(exported, image, mask)
     averaged = trainer.average.weights
