@@ -6,6 +6,7 @@ optionally Poisson-blend, and re-composite so known pixels come back bit for bit
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from dataclasses import dataclass
@@ -204,8 +205,9 @@ class Inpainter:
             rows, cols = np.nonzero(region)
             top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
             if self.model.fixed_size:
-                # square, twice the hole's extent (the model sees the hole in its central half)
-                side = max(self.model.fixed_size, 2 * max(bottom - top, right - left))
+                # square, the hole's extent times the model's window_per_hole (its training share)
+                extent = max(bottom - top, right - left)
+                side = max(self.model.fixed_size, math.ceil(self.model.window_per_hole * extent))
                 side = min(side, height, width) if min(height, width) >= self.model.fixed_size else side
                 centre_y, centre_x = (top + bottom) // 2, (left + right) // 2
                 top = min(max(centre_y - side // 2, 0), max(height - side, 0))

@@ -229,3 +229,9 @@ def test_reconstruction_only_config_has_no_critic_and_its_loss_is_the_l2() -> No
     expected = config.reconstruction_weight * (weights * (output["region"] - (image * 2 - 1)) ** 2).mean()
     torch.testing.assert_close(loss, expected)
     assert set(logs) == {"rec"}
+
+
+def test_fills_show_each_model_its_holes_at_their_training_share_of_the_window() -> None:
+    """The centre model learnt holes filling its central half, the random one boxes of 1/4-1/2."""
+    assert ContextEncoder(SMALL_CENTRE).window_per_hole == 2.0
+    assert ContextEncoder(CONFIGS["tiny"]).window_per_hole == 3.0

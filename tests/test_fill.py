@@ -26,14 +26,15 @@ def _plain(model: InpaintModel, label: str = "rec") -> LoadedModel:
 
 
 class Recorder(InpaintModel):
-    """Fills with a constant grey and records the input sizes it saw."""
+    """Fills with a constant grey and records the input sizes and hole widths it saw."""
 
     def __init__(self, fixed_size=None, size_multiple=1):
         super().__init__()
-        self.fixed_size, self.size_multiple, self.seen = fixed_size, size_multiple, []
+        self.fixed_size, self.size_multiple, self.seen, self.hole_widths = fixed_size, size_multiple, [], []
 
     def inpaint(self, image, mask):
         self.seen.append(tuple(image.shape[-2:]))
+        self.hole_widths.append(int(mask[0, 0].any(0).sum()))
         if self.fixed_size:
             assert image.shape[-2:] == (self.fixed_size, self.fixed_size)
         return torch.full_like(image, 0.5)
@@ -114,6 +115,19 @@ def test_fixed_size_models_get_scaled_windows_around_each_hole():
     assert len(model.seen) == 2
     assert (np.abs(filled[hole].astype(int) - 128) <= 1).all()
     assert (filled[~hole] == 10).all()
+
+
+@pytest.mark.parametrize(("window_per_hole", "hole_in_window"), [(2.0, 16), (3.0, 12)])
+def test_fixed_size_windows_show_the_hole_at_the_models_share(window_per_hole, hole_in_window):
+    """A 20 px hole gets a 40 (60) px window for a ratio of 2 (3), scaled to 32: 16 px of it
+    (10.7 px, which touch 12 pixels)."""
+    model = Recorder(fixed_size=32)
+    model.window_per_hole = window_per_hole
+    image = np.full((100, 150, 3), 10, np.uint8)
+    hole = np.zeros((100, 150), bool)
+    hole[40:60, 50:70] = True
+    Inpainter(_plain(model), "cpu").fill(image, hole)
+    assert model.hole_widths == [hole_in_window]
 
 
 def test_empty_mask_returns_a_copy(smooth_image):

@@ -30,6 +30,9 @@ class InpaintModel(nn.Module):
 
     size_multiple: int = 1
     fixed_size: int | None = None
+    #: fixed-size models: the window side `fill.py` gives a hole, as a multiple of the hole's extent
+    #: (the share of the window the holes took in training)
+    window_per_hole: float = 2.0
     min_size: int = 1  # smallest side the network accepts; fill.py pads smaller inputs up to it
 
     def inpaint(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -108,6 +108,9 @@ class ContextEncoder(InpaintModel):
         self.fixed_size = self.size_multiple = config.image_size
         start, stop = _region_bounds(config)
         self.output_size = stop - start
+        # the centre model was trained on holes filling its central half; the random model on
+        # boxes a quarter to a half of the window's side, so a fill shows it the hole at a third
+        self.window_per_hole = 2.0 if config.region == "center" else 3.0
         widths = _widths(config.image_size, config.channels)
         up_widths = _widths(self.output_size, config.channels)[::-1]
         self.encoder = nn.Sequential(*_down_stack(widths))
