@@ -295,6 +295,9 @@ CONFIGS = {
     "random-fc-l1": replace(_RANDOM_FC, reconstruction="l1"),
     "half-fc-rec": replace(_HALF_FC, adversarial_weight=0.0),
     "half-fc-l1-rec": replace(_HALF_FC, reconstruction="l1", adversarial_weight=0.0),
+    # known pixels weighted as the hole: Poisson blending replaces them, so the network's
+    # capacity goes to the hole
+    "half-fc-rec-flat": replace(_HALF_FC, adversarial_weight=0.0, overlap_weight=1.0),
     "tiny": ContextEncoderConfig(
         region="random", image_size=64, channels=8, bottleneck=64, discriminator_channels=8
     ),
