@@ -311,7 +311,7 @@ SPECS = (
         " paper (centre): holes inside the centred 64 x 64 only",
         build_generator=ContextEncoder,
         configs=CONFIGS,
-        default_config="paper-random",
+        default_config="half-fc-rec-flat",  # the bundled weights' config (weights/README.md)
         build_discriminator=ContextEncoderDiscriminator,
         recipe=ContextEncoderRecipe,
     ),
