@@ -71,6 +71,9 @@ def rect_mask(height: int, width: int, rect: tuple[int, int, int, int]) -> tuple
     return mask, warning
 
 
+# ------------------------------------------------------------------------------ the holes of fill
+
+
 def build_hole(
     image: LoadedImage,
     mask_path: Path | None,
