@@ -270,6 +270,7 @@ class FilledFile:
     seconds: float
 
     def record(self) -> dict:
+        """The `inpaint fill --json` line."""
         return {"input": str(self.job.image), "output": str(self.job.target), "method": self.method,
                 "hole_pixels": self.hole_pixels, "strategy": self.strategy, "seconds": round(self.seconds, 3)}
 
