@@ -18,9 +18,10 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from inpaint_cli.evaluate import show_hole
-from inpaint_cli.fill import Inpainter, read_manifest, resolve_model
+from inpaint_cli.fill import Inpainter, resolve_model
 from inpaint_cli.io import list_images, read_image, read_mask
 from inpaint_cli.registry import list_archs
+from inpaint_cli.weights import read_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 GAP = 4

@@ -7,11 +7,10 @@ arguments); `--debug` or INPAINT_DEBUG=1 shows the traceback instead.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -67,86 +66,6 @@ def main_options(
         DEBUG["on"] = True
 
 
-# ------------------------------------------------------------------------------------------ fill
-
-
-def _hole_for(image, mask_path: Optional[Path], rects: list[str], invert: bool, resize_mask: bool):
-    """The union of the mask file (if any) and the rectangles, as a bool H x W array."""
-    import cv2
-    import numpy as np
-
-    from inpaint_cli.io import read_mask
-    from inpaint_cli.masks import parse_rect, rect_mask
-
-    hole = np.zeros((image.height, image.width), dtype=bool)
-    if mask_path is not None:
-        mask = read_mask(mask_path, invert=invert)
-        if mask.shape != hole.shape:
-            if not resize_mask:
-                raise InpaintError(
-                    f"mask {mask_path} is {mask.shape[1]}x{mask.shape[0]} but image {image.path} is "
-                    f"{image.width}x{image.height}; pass --resize-mask to resize it (nearest)"
-                )
-            mask = cv2.resize(mask.astype(np.uint8), (image.width, image.height), interpolation=cv2.INTER_NEAREST) > 0
-        hole |= mask
-    for text in rects:
-        rect, warning = rect_mask(image.height, image.width, parse_rect(text))
-        if warning:
-            warn(f"{image.path.name}: {warning}")
-        hole |= rect
-    return hole
-
-
-@dataclass(frozen=True)
-class FillJob:
-    image: Path
-    mask: Optional[Path]  # None: the holes come from --rect alone
-    target: Path
-    problem: Optional[str] = None  # why this image cannot be filled (reported, the batch goes on)
-
-
-def _mask_hint(image: Path) -> str:
-    return f"expected {image.stem}.* or {image.stem}_mask.*"
-
-
-def _jobs(input_path: Path, mask: Optional[Path], output: Optional[Path], recursive: bool) -> tuple[list[FillJob], bool]:
-    """The jobs for a file or a folder, and whether it is a batch."""
-    from inpaint_cli.io import find_mask, list_images
-
-    if not input_path.exists():
-        raise InpaintError(f"input not found: {input_path}")
-    if input_path.is_file():
-        if mask is not None and mask.is_dir():
-            found = find_mask(mask, input_path)
-            if found is None:
-                raise InpaintError(f"no mask for {input_path.name} in {mask} ({_mask_hint(input_path)})")
-            mask = found
-        if mask is not None and not mask.exists():
-            raise InpaintError(f"mask not found: {mask}")
-        if output is not None and output.is_dir():
-            output = output / input_path.name
-        target = output or input_path.with_name(f"{input_path.stem}.filled{input_path.suffix}")
-        return [FillJob(input_path, mask, target)], False
-    images = list_images(input_path, recursive=recursive)
-    if not images:
-        raise InpaintError(f"no images in {input_path}" + ("" if recursive else " (use --recursive to descend)"))
-    if mask is not None and not mask.exists():
-        raise InpaintError(f"mask not found: {mask}")
-    out_dir = output or input_path.with_name(f"{input_path.name}-filled")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InpaintError(f"output {out_dir} is a file; a folder input needs an output folder")
-    jobs = []
-    for image in images:
-        target = out_dir / image.relative_to(input_path)
-        if mask is None or mask.is_file():
-            jobs.append(FillJob(image, mask, target))
-            continue
-        found = find_mask(mask, image)
-        problem = None if found else f"no mask for {image.name} in {mask} ({_mask_hint(image)})"
-        jobs.append(FillJob(image, found, target, problem))
-    return jobs, True
-
-
 @app.command()
 @user_errors
 def fill(
@@ -181,110 +100,42 @@ def fill(
     (alpha untouched); 16-bit PNG/TIFF are filled at 8-bit precision in the hole and written back
     16-bit with known pixels unchanged; EXIF orientation is applied.
     """
-    from inpaint_cli.io import check_output_path, merge_fill, read_image, write_image
+    from inpaint_cli.masks import plan_fill
 
-    if mask is None and not rect:
-        raise InpaintError("no hole given: pass --mask FILE|FOLDER and/or --rect x,y,w,h")
-    if not 1 <= quality <= 100:
-        raise InpaintError(f"--quality must be 1..100, got {quality}")
-    jobs, batch = _jobs(input, mask, output, recursive)
-    if attention_map is not None and batch:
-        raise InpaintError("--attention-map takes a single image, not a folder")
-    if not batch:  # everything a user can get wrong is checked before torch is even imported
-        check_output_path(jobs[0].target, overwrite)
-        if attention_map is not None:
-            check_output_path(attention_map, overwrite)
-        first_image = read_image(jobs[0].image)
-        first_hole = _hole_for(first_image, jobs[0].mask, rect, invert_mask, resize_mask)
+    plan = plan_fill(input, mask, rect, output, recursive=recursive, invert=invert_mask, resize_mask=resize_mask,
+                     quality=quality, overwrite=overwrite, attention_map=attention_map, warn=warn)
+    # everything a user can get wrong is checked before torch is even imported
+    from inpaint_cli.fill import FillOptions, Inpainter, fill_planned, resolve_model
 
-    from inpaint_cli.fill import FillOptions, Inpainter, resolve_model
+    inpainter = Inpainter(resolve_model(arch, weights, device), device, FillOptions(strategy=strategy, blend=blend, max_side=max_side))
 
-    loaded = resolve_model(arch, weights, device)
-    inpainter = Inpainter(loaded, device, FillOptions(strategy=strategy, blend=blend, max_side=max_side))
-    def load(job):
-        """Check, decode and mask one batch job (runs in a background thread)."""
-        if job.problem:
-            raise InpaintError(job.problem)
-        _check_target(job.target, overwrite)
-        image = read_image(job.image)
-        return image, _hole_for(image, job.mask, rect, invert_mask, resize_mask)
-
-    from concurrent.futures import ThreadPoolExecutor
-
-    failures: list[str] = []
-    reader = ThreadPoolExecutor(max_workers=1)  # the next image decodes while this one fills
-    upcoming = reader.submit(load, jobs[0]) if batch else None
-    for index, job in enumerate(_progress(jobs, batch, "filling")):
-        image_path, target = job.image, job.target
-        started = time.perf_counter()
-        current = upcoming
-        if batch and index + 1 < len(jobs):
-            upcoming = reader.submit(load, jobs[index + 1])
-        try:
-            image, hole = current.result() if batch else (first_image, first_hole)
-            if not hole.any():
-                warn(f"{image_path.name}: the mask is empty; the output is a copy of the input")
-            elif hole.all():
-                warn(f"{image_path.name}: the mask covers the whole image; filling with no context")
-            filled, flow = inpainter.fill(image.rgb8, hole, attention=attention_map is not None)
-            if batch:
-                _make_folder(target.parent)
-            write_image(target, merge_fill(image, filled, hole), quality=quality, overwrite=overwrite)
-            if flow is not None:
-                from inpaint_cli.io import LoadedImage
-
-                write_image(attention_map, LoadedImage(flow, None, "RGB", None, attention_map), overwrite=overwrite)
-        except InpaintError as error:
-            if not batch:
-                raise
-            failures.append(f"{image_path}: {error}")
-            stderr.print(f"error: {image_path}: {error}", markup=False)
-            continue
+    def report(written) -> None:
         if as_json:
-            record = {"input": str(image_path), "output": str(target), "method": inpainter.label,
-                      "hole_pixels": int(hole.sum()), "strategy": inpainter.strategy_for(hole),
-                      "seconds": round(time.perf_counter() - started, 3)}
-            stdout.print(json.dumps(record), markup=False)
-        elif not batch:
-            stderr.print(f"wrote {target} ({inpainter.label}, {int(hole.sum())} hole pixels)", markup=False)
-    reader.shutdown()
-    if batch:
-        done = len(jobs) - len(failures)
-        stderr.print(f"filled {done} of {len(jobs)} images into {jobs[0].target.parent}", markup=False)
-        if failures:
-            stderr.print(f"error: {len(failures)} failed:", markup=False)
-            for line in failures:
-                stderr.print(f"  {line}", markup=False)
-            raise typer.Exit(1)
+            stdout.print(json.dumps(written.record()), markup=False)
+        elif not plan.batch:
+            stderr.print(f"wrote {written.job.target} ({written.method}, {written.hole_pixels} hole pixels)", markup=False)
+
+    with _progress("filling", show=plan.batch) as progress:
+        failures = fill_planned(plan, inpainter, warn=warn, done=report, progress=progress,
+                                failed=lambda line: stderr.print(f"error: {line}", markup=False))
+    if plan.batch:
+        stderr.print(f"filled {len(plan.jobs) - len(failures)} of {len(plan.jobs)} images into {plan.jobs[0].target.parent}", markup=False)
+    if failures:
+        stderr.print("\n".join([f"error: {len(failures)} failed:", *(f"  {line}" for line in failures)]), markup=False)
+        raise typer.Exit(1)
 
 
-def _make_folder(folder: Path) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise InpaintError(f"cannot create output folder {folder}: {error.strerror}") from None
-
-
-def _check_target(path: Path, overwrite: bool) -> None:
-    if path.exists() and not overwrite:
-        raise InpaintError(f"{path} exists; pass --overwrite to replace it")
-
-
-def _progress(items, show: bool, label: str):
-    """Iterate with a rich progress bar on stderr (only for batches)."""
+@contextlib.contextmanager
+def _progress(label: str, show: bool = True):
+    """A transient progress bar on stderr (where `show`); yields a library's `progress(done, total)`."""
     if not show:
-        yield from items
+        yield lambda done, total: None
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     with Progress(f"[bold]{label}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=stderr, transient=True) as progress:
-        task = progress.add_task(label, total=len(items))
-        for item in items:
-            yield item
-            progress.advance(task)
-
-
-# ------------------------------------------------------------------------------------------ eval
+        task = progress.add_task(label, total=None)
+        yield lambda done, total: progress.update(task, completed=done, total=total)
 
 
 @app.command("eval")
@@ -314,17 +165,16 @@ def eval_command(
       inpaint eval --arch telea --arch glcic --data eval/ --masks irregular --metric psnr --metric ssim
       inpaint eval --weights runs/glcic/glcic-half-l1.safetensors --masks box --masks masks/30-40
     """
-    from inpaint_cli.evaluate import render_tables, result_to_csv, result_to_json, result_to_markdown
-    from inpaint_cli.fill import read_manifest
-    from inpaint_cli.registry import list_archs
+    from inpaint_cli.evaluate import evaluate_methods, render_tables, result_to_csv, result_to_json, result_to_markdown
+    from inpaint_cli.io import data_folder
 
     if csv_path is not None and csv_path.exists():
         raise InpaintError(f"{csv_path} exists; remove it or pick another --csv path")
-    data_dir = data or _data_default([], "eval")[0]
-    if not arch and not weights:
-        arch = list(read_manifest().get("models", {})) + list_archs(learned=False)
-    result, count = _evaluate(arch, weights, data_dir, mask_sets or ["box", "irregular"], metric or ["psnr", "ssim"],
-                              seed=seed, limit=limit, size=size, blend=blend, device=device, save_dir=save_dir)
+    data_dir = data or data_folder("eval")
+    with _progress("evaluating") as progress:
+        result, count = evaluate_methods(arch, weights, data_dir, mask_sets or ["box", "irregular"], metric or ["psnr", "ssim"],
+                                         seed=seed, limit=limit, size=size, blend=blend, device=device, save_dir=save_dir,
+                                         progress=progress)
     if csv_path is not None:
         csv_path.write_text(result_to_csv(result))
     if as_json:
@@ -338,31 +188,6 @@ def eval_command(
     stdout.print(f"{count} images from {data_dir} at {size}x{size}, seed {seed}; mean ± standard error", markup=False)
 
 
-def _evaluate(arch: list[str], weights: list[str], data_dir: Path, mask_sets: list[str], metrics: list[str], *,
-              seed: int = 0, limit: int | None = None, size: int = 256, blend: str = "auto", device: str = "auto",
-              save_dir: Path | None = None):
-    """The protocol evaluation of `eval` (and `release`), with a progress bar: (result, image count)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-    from inpaint_cli.evaluate import evaluate, load_eval_images
-    from inpaint_cli.fill import FillOptions, Inpainter, resolve_model
-
-    if limit is not None and limit < 1:
-        raise InpaintError("--limit must be at least 1")
-    methods = [resolve_model(name, None, device) for name in arch] + [resolve_model(None, w, device) for w in weights]
-    options = FillOptions(strategy="auto", blend=blend, max_side=max(size, 1024))
-    inpainters = [Inpainter(loaded, device, options if loaded.spec.learned else FillOptions()) for loaded in methods]
-    images = load_eval_images(data_dir, size, limit)
-    with Progress("[bold]evaluating", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=stderr, transient=True) as progress:
-        task = progress.add_task("eval", total=len(inpainters) * len(images) * len(mask_sets))
-        result = evaluate(inpainters, images, mask_sets, metrics, seed=seed, save_dir=save_dir,
-                          progress=lambda k: progress.advance(task, k))
-    return result, len(images)
-
-
-# ---------------------------------------------------------------------------------------- models
-
-
 @app.command()
 @user_errors
 def models(
@@ -372,66 +197,14 @@ def models(
 
     Example: inpaint models
     """
-    import torch
-    from rich.table import Table
+    from inpaint_cli.catalog import catalog, render_catalog
 
-    from inpaint_cli.archs.base import count_parameters
-    from inpaint_cli.checkpoint import read_metadata
-    from inpaint_cli.fill import read_manifest, weights_dir
-    from inpaint_cli.registry import get_arch, list_archs
-
-    rows = []
-    for name in list_archs():
-        spec = get_arch(name)
-        for config_name, config in spec.configs.items():
-            with torch.device("meta"):
-                generator = spec.build_generator(config)
-                discriminator = spec.build_discriminator(config) if spec.build_discriminator else None
-            rows.append({"arch": name, "config": config_name if spec.learned else "-",
-                         "default": config_name == spec.default_config and spec.learned,
-                         "generator_params": count_parameters(generator),
-                         "discriminator_params": count_parameters(discriminator),
-                         "input": spec.input_note, "paper": spec.title})
-    manifest = read_manifest()
-    bundled = []
-    directory = weights_dir()
-    for arch, file in manifest.get("models", {}).items():
-        metadata = read_metadata(directory / file)
-        bundled.append({"arch": arch, "file": file, "config": metadata["config"], "steps": metadata.get("step"),
-                        "data": metadata.get("data", ""), "summary": manifest.get("summaries", {}).get(arch, ""),
-                        "default": manifest.get("default") == file})
+    listed = catalog()
     if as_json:
-        stdout.print(json.dumps({"architectures": rows, "bundled": bundled, "default": manifest.get("default")}, indent=2), markup=False)
+        stdout.print(json.dumps(listed.document(), indent=2), markup=False)
         return
-    table = Table(title="Architectures and configs (parameters)")
-    for column in ("arch", "config", "generator", "discriminator(s)"):
-        table.add_column(column, justify="right" if column in ("generator", "discriminator(s)") else "left", no_wrap=True)
-    for row in rows:
-        config = f"{row['config']} *" if row["default"] else row["config"]
-        table.add_row(row["arch"], config, f"{row['generator_params']:,}", f"{row['discriminator_params']:,}")
-    stdout.print(table)
-    papers = Table(title="Papers and inputs")
-    for column in ("arch", "paper", "input"):
-        papers.add_column(column, no_wrap=column == "arch")
-    for name in dict.fromkeys(row["arch"] for row in rows):
-        first = next(row for row in rows if row["arch"] == name)
-        papers.add_row(name, first["paper"], first["input"])
-    stdout.print(papers)
-    stdout.print("* the config that `--arch NAME` means (its bundled weights, when present)")
-    if bundled:
-        weights_table = Table(title=f"Bundled weights ({directory})")
-        for column in ("arch", "file", "steps", "trained on", "model card"):
-            weights_table.add_column(column)
-        for item in bundled:
-            name = f"{item['file']} (default)" if item["default"] else item["file"]
-            weights_table.add_row(item["arch"], name, str(item["steps"]), item["data"], item["summary"])
-        stdout.print(weights_table)
-    else:
-        stdout.print("No bundled weights: the default model is telea. Train one with `inpaint train --arch glcic`.")
-    stdout.print(f"Default model for `inpaint fill`: {manifest.get('default', 'telea')}")
-
-
-# ----------------------------------------------------------------------------------------- masks
+    for renderable in render_catalog(listed):
+        stdout.print(renderable)
 
 
 @app.command()
@@ -454,18 +227,6 @@ def masks(
         raise InpaintError("--count must be >= 1 and --size >= 8")
     paths = generate_mask_set(kind, count, size, seed, out, overwrite=overwrite)
     stderr.print(f"wrote {len(paths)} {kind} masks to {out}", markup=False)
-
-
-# ----------------------------------------------------------------------------------------- train
-
-
-def _data_default(data: list[Path], sub: str) -> list[Path]:
-    if data:
-        return data
-    root = os.environ.get("INPAINT_DATA")
-    if not root:
-        raise InpaintError(f"no --data given and INPAINT_DATA is not set: pass --data DIR or set INPAINT_DATA (its {sub}/ folder is used)")
-    return [Path(root) / sub]
 
 
 @app.command()
@@ -504,6 +265,7 @@ def train(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeRemainingColumn
 
+    from inpaint_cli.io import data_folder
     from inpaint_cli.train import TrainSettings, start_training
 
     phases = None
@@ -517,20 +279,17 @@ def train(
     if ema is not None and not 0 < ema < 1:
         raise InpaintError(f"--ema must lie between 0 and 1 (e.g. 0.999), got {ema}")
     settings = TrainSettings(
-        arch=arch, out_dir=str(out), data_dirs=[str(d) for d in _data_default(data, "train")] if not resume else [],
+        arch=arch, out_dir=str(out), data_dirs=[str(d) for d in data or [data_folder("train")]] if not resume else [],
         config=config, size=size, batch=batch, steps=steps or 20_000, lr=lr, phase_steps=phases, seed=seed,
         checkpoint_every=checkpoint_every, sample_every=sample_every, cache_side=cache_side,
         backbone=str(backbone) if backbone else None, masks=masks or None, init_weights=init_weights, ema_decay=ema, data_note=data_note,
     )
-    # the set-up (networks, the image cache) gets a transient spinner, so that a start-up error
-    # leaves only its one line on stderr
+    # the set-up (networks, image cache) gets a transient spinner: a start-up error leaves only its line
     with Progress(SpinnerColumn(), TextColumn("[bold]starting"), console=stderr, transient=True) as starting:
         starting.add_task("start", total=None)
         trainer = start_training(settings, resume=resume, device=device, steps_override=steps, precision=precision, workers=workers)
-    with Progress(
-        TextColumn("[bold]{task.fields[phase]}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[logs]}"), TimeRemainingColumn(), console=stderr,
-    ) as progress:
+    with Progress(TextColumn("[bold]{task.fields[phase]}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[logs]}"),
+                  TimeRemainingColumn(), console=stderr) as progress:
         task = progress.add_task("train", completed=trainer.step, total=trainer.settings.steps,
                                  phase="resumed" if resume else "training", logs="")
 
@@ -541,9 +300,6 @@ def train(
         trainer.progress = report
         result = trainer.run()
     stderr.print(f"trained {trainer.spec.name} {trainer.config_name} to step {result.step}; export: {result.export_path}", markup=False)
-
-
-# --------------------------------------------------------------------------------------- release
 
 
 @app.command()
@@ -567,35 +323,14 @@ def release(
       inpaint release runs/glcic/glcic-half-l1.safetensors
       inpaint release runs/dfv1/deepfill-v1-half.safetensors --blend poisson
     """
-    from inpaint_cli.checkpoint import read_metadata
-    from inpaint_cli.evaluate import result_from_json, result_to_markdown
-    from inpaint_cli.fill import BLENDS, weights_dir
-    from inpaint_cli.registry import get_arch
-    from inpaint_cli.release import BASELINES, REFERENCES
-    from inpaint_cli.release import release as release_export
+    from inpaint_cli.evaluate import result_to_markdown
+    from inpaint_cli.release import measure, release as release_export
 
-    directory = to or weights_dir()
-    if directory is None:
-        raise InpaintError("no bundled-weights folder found: pass --to DIR or set INPAINT_WEIGHTS")
-    if blend not in BLENDS:
-        raise InpaintError(f"unknown --blend {blend!r}; use one of {', '.join(BLENDS)}")
-    if blend == "auto":
-        blend = get_arch(read_metadata(export)["arch"]).post_processing
-    if eval_json is not None:
-        if not eval_json.is_file():
-            raise InpaintError(f"--eval-json file not found: {eval_json}")
-        result = result_from_json(eval_json.read_text())
-    else:
-        data_dir = data or _data_default([], "eval")[0]
-        bands = irregular or Path(_data_default([], "masks")[0]) / "nvidia-irregular"
-        mask_sets = ["box", *(str(bands / band) for band in ("10-20", "30-40", "50-60"))]
-        for folder in mask_sets[1:]:
-            if not Path(folder).is_dir():
-                raise InpaintError(f"mask folder not found: {folder} (pass --irregular DIR)")
-        result, _ = _evaluate([*BASELINES, *REFERENCES], [str(export)], data_dir, mask_sets, ["psnr", "ssim"],
-                              blend=blend, device=device)
-    stdout.print(result_to_markdown(result), markup=False, soft_wrap=True)  # shown even when refused
-    target, verdict, default = release_export(export, result, Path(directory), blend)
+    with _progress("evaluating") as progress:
+        measured = measure(export, to=to, data=data, irregular=irregular, eval_json=eval_json, blend=blend, device=device,
+                           progress=progress)
+    stdout.print(result_to_markdown(measured.result), markup=False, soft_wrap=True)  # shown even when refused
+    target, verdict, default = release_export(export, measured.result, measured.weights_dir, measured.post_processing)
     stdout.print(f"released {target}; default model: {default}", markup=False)
     if not verdict.margin:
         warn(f"{target.name} falls short of the default model's bar: {'; '.join(verdict.shortfalls)}")

@@ -17,7 +17,7 @@ import math
 import os
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from io import StringIO
 from pathlib import Path
 from typing import Protocol
@@ -30,6 +30,7 @@ from inpaint_cli import io as image_io
 from inpaint_cli import masks as mask_generators
 from inpaint_cli.errors import InpaintError
 from inpaint_cli.metrics import HIGHER_IS_BETTER, METRICS
+from inpaint_cli.weights import read_manifest
 
 DEFAULT_SIZE = 256
 OVERALL = "overall"
@@ -44,6 +45,8 @@ class EvalMethod(Protocol):
     """A method under evaluation: fills `hole` (bool H x W, True = hole) of a uint8 H x W x 3 image.
 
     The image it receives has its hole pixels set to 0, so no method can see what it must fill.
+    A `blend` attribute, where it has one, names the post-processing of its fills (the result's
+    `blends`; "none" without it).
     """
 
     label: str
@@ -69,13 +72,22 @@ class Summary:
 
 @dataclass
 class EvalResult:
-    """Summaries per section (one per mask spec, then "overall"), per method, per metric."""
+    """Summaries per section (one per mask spec, then "overall"), per method, per metric, and the
+    post-processing of each method's fills (`blends`: "none" or "poisson")."""
 
     methods: list[str]
     metrics: list[str]
     sections: dict[str, dict[str, dict[str, Summary]]]
     seed: int
     size: int
+    blends: dict[str, str] = field(default_factory=dict)
+
+    def blend_of(self, label: str) -> str:
+        """The post-processing of `label`'s fills. A result written before `blends` was recorded
+        has it only in the label, which names a blended method 'NAME + poisson'."""
+        if label in self.blends:
+            return self.blends[label]
+        return label.rpartition(" + ")[2] if " + " in label else "none"
 
 
 def load_eval_images(
@@ -211,7 +223,51 @@ def evaluate(
             grid = _comparison_grid(originals[:GRID_ROWS], holes[:GRID_ROWS], grid_fills)
             _write_png(Path(save_dir) / _safe_name(section) / "comparison.png", grid)
     sections[OVERALL] = _summarise(pooled)
-    return EvalResult(methods=labels, metrics=metric_names, sections=sections, seed=seed, size=size)
+    blends = {method.label: getattr(method, "blend", "none") for method in methods}
+    return EvalResult(methods=labels, metrics=metric_names, sections=sections, seed=seed, size=size, blends=blends)
+
+
+def evaluate_methods(
+    archs: Sequence[str],
+    weights: Sequence[str],
+    data_dir: Path,
+    mask_specs: Sequence[str],
+    metrics: Sequence[str],
+    *,
+    seed: int = 0,
+    limit: int | None = None,
+    size: int = DEFAULT_SIZE,
+    blend: str = "auto",
+    device: str = "auto",
+    save_dir: Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[EvalResult, int]:
+    """`inpaint eval` (and `inpaint release`): load the methods (architectures by name with their
+    bundled weights, then weights files; neither: every bundled model and the classical methods),
+    the learned ones filling with `blend`, and `evaluate` them on the images of `data_dir`.
+    `progress(done, total)` follows the fills. Returns the result and the number of images."""
+    from inpaint_cli.fill import FillOptions, Inpainter, resolve_model
+    from inpaint_cli.registry import list_archs
+
+    if not archs and not weights:
+        archs = list(read_manifest().get("models", {})) + list_archs(learned=False)
+    if limit is not None and limit < 1:
+        raise InpaintError("--limit must be at least 1")
+    loaded = [resolve_model(name, None, device) for name in archs] + [resolve_model(None, w, device) for w in weights]
+    options = FillOptions(strategy="auto", blend=blend, max_side=max(size, 1024))
+    inpainters = [Inpainter(model, device, options if model.spec.learned else FillOptions()) for model in loaded]
+    images = load_eval_images(data_dir, size, limit)
+    total, done = len(inpainters) * len(images) * len(mask_specs), 0
+
+    def advance(count: int) -> None:
+        nonlocal done
+        done += count
+        if progress is not None:
+            progress(done, total)
+
+    advance(0)
+    result = evaluate(inpainters, images, mask_specs, metrics, seed=seed, save_dir=save_dir, progress=advance)
+    return result, len(images)
 
 
 def _metric_names(metrics: Sequence[str]) -> list[str]:
@@ -350,6 +406,7 @@ def result_to_json(result: EvalResult) -> str:
         "methods": result.methods,
         "metrics": result.metrics,
         "sections": sections,
+        "blends": result.blends,
     }
     return json.dumps(document, indent=2, ensure_ascii=False)
 
@@ -371,6 +428,7 @@ def result_from_json(text: str) -> EvalResult:
             sections=sections,
             seed=int(document["seed"]),
             size=int(document["size"]),
+            blends={str(label): str(blend) for label, blend in document.get("blends", {}).items()},
         )
     except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise InpaintError(f"not an evaluation result: {error}") from error

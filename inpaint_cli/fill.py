@@ -5,10 +5,10 @@ optionally Poisson-blend, and re-composite so known pixels come back bit for bit
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,42 +21,13 @@ from inpaint_cli.blend import poisson_blend
 from inpaint_cli.checkpoint import load_release
 from inpaint_cli.devices import pick_device
 from inpaint_cli.errors import InpaintError
+from inpaint_cli.io import FillJob, LoadedImage, check_output_file, make_folder, merge_fill, read_image, write_image
+from inpaint_cli.masks import FillPlan
 from inpaint_cli.registry import get_arch
+from inpaint_cli.weights import default_model, weights_for
 
 STRATEGIES = ("auto", "full", "crop", "resize")
 BLENDS = ("auto", "none", "poisson")
-MANIFEST = "manifest.json"
-
-
-# ------------------------------------------------------------------------------ bundled weights
-
-
-def weights_dir() -> Path | None:
-    """Where the bundled weights are: $INPAINT_WEIGHTS, the repository's weights/ beside the
-    package (source and editable installs), or <prefix>/share/inpaint-cli/weights (wheels)."""
-    candidates = [
-        os.environ.get("INPAINT_WEIGHTS"),
-        Path(__file__).resolve().parent.parent / "weights",
-        Path(sys.prefix) / "share" / "inpaint-cli" / "weights",
-    ]
-    for candidate in candidates:
-        if candidate and (Path(candidate) / MANIFEST).is_file():
-            return Path(candidate)
-    return None
-
-
-def read_manifest() -> dict:
-    """{"default": arch or file, "models": {arch: file}, "figures": {...}}; empty without weights."""
-    directory = weights_dir()
-    if directory is None:
-        return {"default": "telea", "models": {}}
-    return json.loads((directory / MANIFEST).read_text())
-
-
-def bundled_weights(arch: str) -> Path | None:
-    directory = weights_dir()
-    file = read_manifest().get("models", {}).get(arch)
-    return directory / file if directory is not None and file else None
 
 
 # ------------------------------------------------------------------------------------- the model
@@ -82,9 +53,9 @@ def resolve_model(arch: str | None, weights: str | None, device: torch.device | 
     architecture, both must agree, neither means the default model of the manifest."""
     device = pick_device(device) if isinstance(device, str) else device
     if weights is None and arch is None:
-        default = read_manifest().get("default", "telea")
+        default = default_model()
         if default.endswith(".safetensors"):
-            weights = str(weights_dir() / default)
+            weights = default
         else:
             arch = default
     if weights is not None:
@@ -94,7 +65,7 @@ def resolve_model(arch: str | None, weights: str | None, device: torch.device | 
     if not spec.learned:
         model = spec.build_generator(spec.config()).eval()
         return LoadedModel(model, spec, spec.default_config, spec.name, {})
-    bundled = bundled_weights(spec.name)
+    bundled = weights_for(spec.name)
     if bundled is None:
         raise InpaintError(
             f"no bundled weights for {spec.name}: train them with `inpaint train --arch {spec.name}`"
@@ -118,11 +89,6 @@ class FillOptions:
 def blended_label(label: str, blend: str) -> str:
     """A method's name in tables: 'NAME + poisson' when its fills are blended."""
     return label if blend == "none" else f"{label} + {blend}"
-
-
-def blend_in_label(label: str) -> str:
-    """The post-processing a table's method name says its fills had (inverse of `blended_label`)."""
-    return label.rpartition(" + ")[2] if " + " in label else "none"
 
 
 def _pad_to_multiple(array: np.ndarray, multiple: int, minimum: int = 1) -> np.ndarray:
@@ -284,3 +250,99 @@ class Inpainter:
 
     def __call__(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
         return self.fill(image, hole)[0]
+
+
+# ------------------------------------------------------------------------------------------ files
+
+
+def _ignore(*_: object) -> None:
+    """The default of a callback nobody listens to."""
+
+
+@dataclass(frozen=True)
+class FilledFile:
+    """What `fill_file` wrote, for the report line or the `--json` record."""
+
+    job: FillJob
+    method: str  # the inpainter's label
+    hole_pixels: int
+    strategy: str
+    seconds: float
+
+    def record(self) -> dict:
+        """The `inpaint fill --json` line."""
+        return {"input": str(self.job.image), "output": str(self.job.target), "method": self.method,
+                "hole_pixels": self.hole_pixels, "strategy": self.strategy, "seconds": round(self.seconds, 3)}
+
+
+def fill_file(
+    inpainter: Inpainter,
+    job: FillJob,
+    image: LoadedImage,
+    hole: np.ndarray,
+    *,
+    quality: int = 95,
+    overwrite: bool = False,
+    attention_map: Path | None = None,
+    warn: Callable[[str], None] = _ignore,
+) -> FilledFile:
+    """Fill `image`'s hole and write it to `job.target` in the input's own representation (its
+    folder created), and the attention map where asked; an empty or whole-image hole is reported
+    to `warn`."""
+    started = time.perf_counter()
+    if not hole.any():
+        warn(f"{job.image.name}: the mask is empty; the output is a copy of the input")
+    elif hole.all():
+        warn(f"{job.image.name}: the mask covers the whole image; filling with no context")
+    filled, flow = inpainter.fill(image.rgb8, hole, attention=attention_map is not None)
+    make_folder(job.target.parent)
+    write_image(job.target, merge_fill(image, filled, hole), quality=quality, overwrite=overwrite)
+    if flow is not None:
+        write_image(attention_map, LoadedImage(flow, None, "RGB", None, attention_map), overwrite=overwrite)
+    return FilledFile(job, inpainter.label, int(hole.sum()), inpainter.strategy_for(hole), time.perf_counter() - started)
+
+
+def fill_planned(
+    plan: FillPlan,
+    inpainter: Inpainter,
+    *,
+    warn: Callable[[str], None] = _ignore,
+    done: Callable[[FilledFile], None] = _ignore,
+    failed: Callable[[str], None] = _ignore,
+    progress: Callable[[int, int], None] = _ignore,
+) -> list[str]:
+    """Carry out `plan` with `fill_file`; `done` gets each written file. A single image's errors
+    raise. A batch decodes the next image and makes its hole in a background thread while one
+    fills; an image that cannot be filled is reported to `failed` as "path: reason" and the batch
+    goes on; `progress(done, total)` follows the images. Returns the failures."""
+    options = {"quality": plan.quality, "overwrite": plan.overwrite, "warn": warn}
+    if not plan.batch:
+        image, hole = plan.first
+        done(fill_file(inpainter, plan.jobs[0], image, hole, attention_map=plan.attention_map, **options))
+        return []
+
+    def load(job: FillJob) -> tuple[LoadedImage, np.ndarray]:
+        if job.problem:
+            raise InpaintError(job.problem)
+        check_output_file(job.target, plan.overwrite)
+        image = read_image(job.image)
+        return image, plan.make_hole(image, job.mask)
+
+    jobs, failures = plan.jobs, []
+    progress(0, len(jobs))
+    with ThreadPoolExecutor(max_workers=1) as reader:  # the next image decodes while this one fills
+        upcoming = reader.submit(load, jobs[0])
+        for index, job in enumerate(jobs):
+            current = upcoming
+            if index + 1 < len(jobs):
+                upcoming = reader.submit(load, jobs[index + 1])
+            try:
+                image, hole = current.result()
+                written = fill_file(inpainter, job, image, hole, **options)
+            except InpaintError as error:
+                failures.append(f"{job.image}: {error}")
+                failed(failures[-1])
+            else:
+                done(written)
+            progress(index + 1, len(jobs))
+    return failures

@@ -26,6 +26,7 @@ import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import cv2
 import numpy as np
@@ -365,14 +366,20 @@ def _output_format(path: Path) -> str:
     return _FORMAT_BY_EXTENSION[extension]
 
 
-def check_output_path(path: Path, overwrite: bool) -> None:
-    """Raise InpaintError unless `path` can be written: a known extension, a writable existing
-    folder, and no file there already (unless `overwrite`)."""
+def check_output_file(path: Path, overwrite: bool) -> None:
+    """Raise InpaintError unless `path` names an output file: a known extension, not a folder, and
+    no file there already (unless `overwrite`). Its folder may be created later."""
     _output_format(path)
     if path.is_dir():
         raise InpaintError(f"{path} is a directory, expected an output file name")
     if path.exists() and not overwrite:
         raise InpaintError(f"{path} exists; pass --overwrite")
+
+
+def check_output_path(path: Path, overwrite: bool) -> None:
+    """Raise InpaintError unless `path` can be written: `check_output_file`, and a writable
+    existing folder."""
+    check_output_file(path, overwrite)
     folder = path.parent
     if not folder.exists():
         raise InpaintError(f"output folder {folder} does not exist")
@@ -567,3 +574,78 @@ def find_mask(mask_dir: str | os.PathLike[str], image_path: str | os.PathLike[st
             if candidate.is_file() and not (image_path.exists() and candidate.samefile(image_path)):
                 return candidate
     return None
+
+
+def make_folder(folder: Path) -> None:
+    """Create `folder` and its parents; InpaintError naming it if that fails."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InpaintError(f"cannot create output folder {folder}: {error.strerror}") from None
+
+
+def data_folder(sub: str) -> Path:
+    """$INPAINT_DATA/`sub`, the default of every `--data`; InpaintError when INPAINT_DATA is unset."""
+    root = os.environ.get("INPAINT_DATA")
+    if not root:
+        raise InpaintError(f"no --data given and INPAINT_DATA is not set: pass --data DIR or set INPAINT_DATA (its {sub}/ folder is used)")
+    return Path(root) / sub
+
+
+# ------------------------------------------------------------------------------------ fill jobs
+
+
+@dataclass(frozen=True)
+class FillJob:
+    """One image of `inpaint fill`: where it is, its mask file and where its fill goes."""
+
+    image: Path
+    mask: Optional[Path]  # None: the holes come from --rect alone
+    target: Path
+    problem: Optional[str] = None  # why this image cannot be filled (reported, the batch goes on)
+
+
+def _mask_hint(image: Path) -> str:
+    return f"expected {image.stem}.* or {image.stem}_mask.*"
+
+
+def fill_jobs(input_path: Path, mask: Optional[Path], output: Optional[Path], recursive: bool) -> tuple[list[FillJob], bool]:
+    """The jobs of `inpaint fill INPUT` for a file or a folder, and whether it is a batch (a folder).
+
+    A single image's mask may be a file or a folder to find it in; its output defaults to
+    X.filled.<ext> beside it. A folder's images keep their relative paths under the output folder
+    (default DIR-filled/); a mask folder pairs each with X_mask.* or X.*, and an image without a
+    mask gets a `problem` instead of failing the batch.
+    """
+    if not input_path.exists():
+        raise InpaintError(f"input not found: {input_path}")
+    if input_path.is_file():
+        if mask is not None and mask.is_dir():
+            found = find_mask(mask, input_path)
+            if found is None:
+                raise InpaintError(f"no mask for {input_path.name} in {mask} ({_mask_hint(input_path)})")
+            mask = found
+        if mask is not None and not mask.exists():
+            raise InpaintError(f"mask not found: {mask}")
+        if output is not None and output.is_dir():
+            output = output / input_path.name
+        target = output or input_path.with_name(f"{input_path.stem}.filled{input_path.suffix}")
+        return [FillJob(input_path, mask, target)], False
+    images = list_images(input_path, recursive=recursive)
+    if not images:
+        raise InpaintError(f"no images in {input_path}" + ("" if recursive else " (use --recursive to descend)"))
+    if mask is not None and not mask.exists():
+        raise InpaintError(f"mask not found: {mask}")
+    out_dir = output or input_path.with_name(f"{input_path.name}-filled")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InpaintError(f"output {out_dir} is a file; a folder input needs an output folder")
+    jobs = []
+    for image in images:
+        target = out_dir / image.relative_to(input_path)
+        if mask is None or mask.is_file():
+            jobs.append(FillJob(image, mask, target))
+            continue
+        found = find_mask(mask, image)
+        problem = None if found else f"no mask for {image.name} in {mask} ({_mask_hint(image)})"
+        jobs.append(FillJob(image, found, target, problem))
+    return jobs, True

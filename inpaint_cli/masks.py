@@ -8,9 +8,11 @@ papers scale with the image side S = min(H, W) relative to 256 (ARCHITECTURES.md
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +20,7 @@ import cv2
 import numpy as np
 
 from inpaint_cli.errors import InpaintError
-from inpaint_cli.io import LoadedImage, write_image
+from inpaint_cli.io import FillJob, LoadedImage, check_output_path, fill_jobs, read_image, read_mask, write_image
 
 KIND_IDS: dict[str, int] = {
     "box": 1,
@@ -67,6 +69,87 @@ def rect_mask(height: int, width: int, rect: tuple[int, int, int, int]) -> tuple
         clipped = f"{left},{top},{right - left},{bottom - top}"
         warning = f"rectangle {shown} extends past the {width}x{height} image; clipped to {clipped}"
     return mask, warning
+
+
+# ------------------------------------------------------------------------------ the holes of fill
+
+
+def build_hole(
+    image: LoadedImage,
+    mask_path: Path | None,
+    rects: Sequence[str] = (),
+    *,
+    invert: bool = False,
+    resize_mask: bool = False,
+    warn: Callable[[str], None] = lambda message: None,
+) -> np.ndarray:
+    """The hole `inpaint fill` makes in `image`: the union of the mask file (if any; of another
+    size only with `resize_mask`, nearest) and the `--rect` rectangles, as bool H x W. A rectangle
+    clipped to the image is reported to `warn`, naming the image."""
+    hole = np.zeros((image.height, image.width), dtype=bool)
+    if mask_path is not None:
+        mask = read_mask(mask_path, invert=invert)
+        if mask.shape != hole.shape:
+            if not resize_mask:
+                raise InpaintError(
+                    f"mask {mask_path} is {mask.shape[1]}x{mask.shape[0]} but image {image.path} is "
+                    f"{image.width}x{image.height}; pass --resize-mask to resize it (nearest)"
+                )
+            mask = cv2.resize(mask.astype(np.uint8), (image.width, image.height), interpolation=cv2.INTER_NEAREST) > 0
+        hole |= mask
+    for text in rects:
+        rect, warning = rect_mask(image.height, image.width, parse_rect(text))
+        if warning:
+            warn(f"{image.path.name}: {warning}")
+        hole |= rect
+    return hole
+
+
+@dataclass(frozen=True)
+class FillPlan:
+    """What `inpaint fill` is to do, checked before any model loads."""
+
+    jobs: list[FillJob]
+    batch: bool  # a folder: an image that fails is reported and the batch goes on
+    make_hole: Callable[[LoadedImage, Path | None], np.ndarray]  # `build_hole` with the command's options
+    quality: int = 95
+    overwrite: bool = False
+    attention_map: Path | None = None
+    first: tuple[LoadedImage, np.ndarray] | None = None  # a single image, decoded, and its hole
+
+
+def plan_fill(
+    input_path: Path,
+    mask: Path | None,
+    rects: Sequence[str],
+    output: Path | None,
+    *,
+    recursive: bool = False,
+    invert: bool = False,
+    resize_mask: bool = False,
+    quality: int = 95,
+    overwrite: bool = False,
+    attention_map: Path | None = None,
+    warn: Callable[[str], None] = lambda message: None,
+) -> FillPlan:
+    """The jobs of `inpaint fill` (`io.fill_jobs`) with their holes' recipe. A single image is
+    checked through: its output paths, its decoding and its hole (warnings go to `warn`)."""
+    if mask is None and not rects:
+        raise InpaintError("no hole given: pass --mask FILE|FOLDER and/or --rect x,y,w,h")
+    if not 1 <= quality <= 100:
+        raise InpaintError(f"--quality must be 1..100, got {quality}")
+    jobs, batch = fill_jobs(input_path, mask, output, recursive)
+    if attention_map is not None and batch:
+        raise InpaintError("--attention-map takes a single image, not a folder")
+    make_hole = functools.partial(build_hole, rects=rects, invert=invert, resize_mask=resize_mask, warn=warn)
+    plan = FillPlan(jobs, batch, make_hole, quality, overwrite, attention_map)
+    if batch:
+        return plan
+    check_output_path(jobs[0].target, overwrite)
+    if attention_map is not None:
+        check_output_path(attention_map, overwrite)
+    image = read_image(jobs[0].image)
+    return dataclasses.replace(plan, first=(image, make_hole(image, jobs[0].mask)))
 
 
 # -------------------------------------------------------------------------------- shared helpers

@@ -8,6 +8,7 @@ manifest's default becomes the best bundled model that beats both classical meth
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,9 +16,12 @@ from safetensors.torch import load_file
 
 from inpaint_cli.checkpoint import atomic_save_safetensors, read_metadata
 from inpaint_cli.errors import InpaintError
-from inpaint_cli.evaluate import OVERALL, EvalResult, result_from_json, result_to_json
-from inpaint_cli.fill import MANIFEST, blend_in_label
+from inpaint_cli.evaluate import OVERALL, EvalResult, evaluate_methods, result_from_json, result_to_json
+from inpaint_cli.fill import BLENDS
+from inpaint_cli.io import data_folder
 from inpaint_cli.metrics import HIGHER_IS_BETTER
+from inpaint_cli.registry import get_arch
+from inpaint_cli.weights import read_manifest, weights_dir, write_manifest
 
 BASELINES = ("telea", "ns")
 #: classical methods shown beside the model for context, not part of the bar: the membrane
@@ -29,6 +33,8 @@ BUNDLE_SECTIONS = ("box", "30-40")
 #: sections where the default model must lead both baselines by DEFAULT_MARGIN_DB of PSNR
 MARGIN_SECTIONS = ("box", "30-40", "50-60")
 DEFAULT_MARGIN_DB = 1.0
+#: the protocol's mask sets beside boxes: bands of the NVIDIA irregular masks (hole %)
+IRREGULAR_BANDS = ("10-20", "30-40", "50-60")
 
 
 @dataclass(frozen=True)
@@ -86,22 +92,75 @@ def release(export: Path, result: EvalResult, weights_dir: Path, post_processing
     """
     metadata = read_metadata(export)
     label = _own_label(result, export.name)
-    if blend_in_label(label) != post_processing:
+    if result.blend_of(label) != post_processing:
         raise InpaintError(f"the evaluation measured {label!r}, not its fills with --blend {post_processing}")
     verdict = judge(result, label)
     if not verdict.bundle:
         raise InpaintError(f"{export.name} does not clear the bar to be bundled: {'; '.join(verdict.shortfalls)}")
     target = weights_dir / f"{metadata['arch']}-{metadata['config']}.safetensors"
-    manifest_path = weights_dir / MANIFEST
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {"default": "telea"}
+    manifest = read_manifest(weights_dir)
     tensors = load_file(str(export))
     atomic_save_safetensors(tensors, target, metadata | {"eval_json": result_to_json(result), "post_processing": post_processing})
     arch = metadata["arch"]
     manifest.setdefault("models", {})[arch] = target.name
     manifest.setdefault("summaries", {})[arch] = summary_line(metadata, result, label, post_processing)
     manifest["default"] = _best_default(weights_dir, manifest["models"])
-    _write_json(manifest_path, manifest)
+    write_manifest(weights_dir, manifest)
     return target, verdict, manifest["default"]
+
+
+def protocol_mask_sets(irregular: Path | None = None) -> list[str]:
+    """The release protocol's mask sets: boxes, then the `IRREGULAR_BANDS` folders of `irregular`
+    (default: $INPAINT_DATA/masks/nvidia-irregular), which must exist."""
+    bands = irregular or data_folder("masks") / "nvidia-irregular"
+    mask_sets = ["box", *(str(bands / band) for band in IRREGULAR_BANDS)]
+    for folder in mask_sets[1:]:
+        if not Path(folder).is_dir():
+            raise InpaintError(f"mask folder not found: {folder} (pass --irregular DIR)")
+    return mask_sets
+
+
+@dataclass(frozen=True)
+class Measured:
+    """An export measured for `release`: where it goes, its post-processing and its evaluation."""
+
+    weights_dir: Path
+    post_processing: str
+    result: EvalResult
+
+
+def measure(
+    export: Path,
+    *,
+    to: Path | None = None,
+    data: Path | None = None,
+    irregular: Path | None = None,
+    eval_json: Path | None = None,
+    blend: str = "auto",
+    device: str = "auto",
+    progress: Callable[[int, int], None] | None = None,
+) -> Measured:
+    """`inpaint release` up to its verdict: the bundled folder (`to`, default the one `fill` reads),
+    the post-processing (`blend`; auto: the architecture's paper) and the evaluation of `export`
+    beside the baselines and references on the protocol (seed 0, images of `data`, default
+    $INPAINT_DATA/eval; `progress(done, total)`), or the `eval_json` result instead."""
+    directory = to or weights_dir()
+    if directory is None:
+        raise InpaintError("no bundled-weights folder found: pass --to DIR or set INPAINT_WEIGHTS")
+    if blend not in BLENDS:
+        raise InpaintError(f"unknown --blend {blend!r}; use one of {', '.join(BLENDS)}")
+    if blend == "auto":
+        blend = get_arch(read_metadata(export)["arch"]).post_processing
+    if eval_json is not None:
+        if not eval_json.is_file():
+            raise InpaintError(f"--eval-json file not found: {eval_json}")
+        result = result_from_json(eval_json.read_text())
+    else:
+        data_dir = data or data_folder("eval")
+        mask_sets = protocol_mask_sets(irregular)
+        result, _ = evaluate_methods([*BASELINES, *REFERENCES], [str(export)], data_dir, mask_sets, ["psnr", "ssim"],
+                                     blend=blend, device=device, progress=progress)
+    return Measured(Path(directory), blend, result)
 
 
 def summary_line(metadata: dict[str, str], result: EvalResult, label: str, post_processing: str) -> str:
@@ -143,8 +202,3 @@ def _own_label(result: EvalResult, file: str) -> str:
         raise InpaintError(f"{file}: its eval_json must compare exactly one model with telea and ns, found {others}")
     return others[0]
 
-
-def _write_json(path: Path, document: dict) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(document, indent=2) + "\n")
-    temporary.replace(path)

@@ -9,11 +9,12 @@ import pytest
 
 from inpaint_cli.checkpoint import read_metadata
 from inpaint_cli.evaluate import load_eval_images, result_from_json
-from inpaint_cli.fill import FillOptions, Inpainter, blended_label, read_manifest, resolve_model, weights_dir
+from inpaint_cli.fill import FillOptions, Inpainter, blended_label, resolve_model
 from inpaint_cli.masks import draw_mask, eval_rng
 from inpaint_cli.metrics import psnr
 from inpaint_cli.registry import get_arch
 from inpaint_cli.release import BASELINES, REFERENCES
+from inpaint_cli.weights import read_manifest, weights_dir
 
 BUNDLED = sorted(read_manifest().get("models", {}).items())
 

@@ -200,7 +200,8 @@ def test_help_lists_commands_and_examples(tmp_path: Path) -> None:
 
 
 def test_fill_default_model_changes_only_hole_pixels(tmp_path: Path, photo) -> None:
-    from inpaint_cli.fill import Inpainter, read_manifest, resolve_model
+    from inpaint_cli.fill import Inpainter, resolve_model
+    from inpaint_cli.weights import read_manifest
 
     image_path, mask_path, truth, hole = photo
     output = tmp_path / "out.png"

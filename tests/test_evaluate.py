@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 from pathlib import Path
 
@@ -343,3 +344,17 @@ def test_evaluate_rejects_bad_requests(images: list[tuple[str, np.ndarray]]) -> 
 
     with pytest.raises(InpaintError, match="'grey' returned uint8"):
         evaluate([Grey()], images, ["box"], ["l1"])
+
+
+def test_the_result_records_each_methods_blend(images: list[tuple[str, np.ndarray]]) -> None:
+    class BlendedMean(MeanFill):
+        label = "mean + poisson"
+        blend = "poisson"
+
+    result = evaluate([BlendedMean(), Telea()], images, ["box"], ["l1"])
+    assert result.blends == {"mean + poisson": "poisson", Telea.label: "none"}
+    assert result_from_json(result_to_json(result)).blends == result.blends
+    legacy = json.loads(result_to_json(result))
+    del legacy["blends"]  # written before blends were recorded: the label says it
+    assert result_from_json(json.dumps(legacy)).blend_of("mean + poisson") == "poisson"
+    assert result_from_json(json.dumps(legacy)).blend_of(Telea.label) == "none"

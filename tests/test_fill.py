@@ -146,7 +146,7 @@ def test_telea_fills_smooth_regions_closely(smooth_image):
 
 def test_model_resolution_rules(tmp_path, monkeypatch):
     monkeypatch.setenv("INPAINT_WEIGHTS", str(tmp_path / "nowhere"))
-    monkeypatch.setattr("inpaint_cli.fill.weights_dir", lambda: None)
+    monkeypatch.setattr("inpaint_cli.weights.weights_dir", lambda: None)
     assert resolve_model(None, None).label == "telea"  # no bundled weights: the default is telea
     assert resolve_model("ns", None).spec.name == "ns"
     with pytest.raises(InpaintError, match="no bundled weights for glcic"):

@@ -111,3 +111,18 @@ def test_markdown_table():
     assert lines[0] == "| masks | method | PSNR (dB) | SSIM | hole L1 |"
     assert lines[2] == "| box | m | 26.00 | 0.910 | 0.090 |"
     assert lines[3] == "|  | telea | 25.00 | 0.900 | 0.100 |"
+
+
+def test_the_recorded_blend_decides_not_the_label(tmp_path):
+    export = _export(tmp_path / "run" / "glcic-tiny.safetensors")
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    unblended = _result("glcic-tiny + poisson", 2.0)
+    unblended.blends = {"glcic-tiny + poisson": "none", "telea": "none", "ns": "none", "harmonic": "none"}
+    with pytest.raises(InpaintError, match="not its fills with --blend poisson"):
+        release(export, unblended, weights, "poisson")
+    blended = _result("glcic-tiny", 2.0)
+    blended.blends = {"glcic-tiny": "poisson"}
+    target, _, _ = release(export, blended, weights, "poisson")
+    assert read_metadata(target)["post_processing"] == "poisson"
+    assert result_from_json(read_metadata(target)["eval_json"]).blends == {"glcic-tiny": "poisson"}

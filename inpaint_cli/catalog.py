@@ -1,0 +1,88 @@
+"""What `inpaint models` lists: every registered architecture and config with its parameter
+counts, and the bundled weights with their model-card lines."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from rich.table import Table
+
+from inpaint_cli.archs.base import ArchSpec, count_parameters
+from inpaint_cli.checkpoint import read_metadata
+from inpaint_cli.registry import get_arch, list_archs
+from inpaint_cli.weights import read_manifest, weights_dir
+
+
+@dataclass(frozen=True)
+class Catalog:
+    architectures: list[dict]  # one row per (architecture, config): counts, input, paper
+    bundled: list[dict]  # one row per bundled release
+    default: str | None  # the manifest's default model
+    weights_dir: Path | None  # where the bundled releases are
+
+    def document(self) -> dict:
+        """`inpaint models --json`."""
+        return {"architectures": self.architectures, "bundled": self.bundled, "default": self.default}
+
+
+def _critic_parameters(spec: ArchSpec, config) -> int:
+    """Parameters of the critics training builds for `config` (0 for none); built on the meta device."""
+    with torch.device("meta"):
+        return count_parameters(spec.build_discriminator(config) if spec.build_discriminator else None)
+
+
+def catalog() -> Catalog:
+    """The architectures in registry order (learned configs named, the default one marked) and
+    the bundled releases as the manifest lists them."""
+    rows = []
+    for name in list_archs():
+        spec = get_arch(name)
+        for config_name, config in spec.configs.items():
+            with torch.device("meta"):
+                generator = spec.build_generator(config)
+            rows.append({"arch": name, "config": config_name if spec.learned else "-",
+                         "default": config_name == spec.default_config and spec.learned,
+                         "generator_params": count_parameters(generator),
+                         "discriminator_params": _critic_parameters(spec, config),
+                         "input": spec.input_note, "paper": spec.title})
+    manifest = read_manifest()
+    directory = weights_dir()
+    bundled = []
+    for arch, file in manifest.get("models", {}).items():
+        metadata = read_metadata(directory / file)
+        bundled.append({"arch": arch, "file": file, "config": metadata["config"], "steps": metadata.get("step"),
+                        "data": metadata.get("data", ""), "summary": manifest.get("summaries", {}).get(arch, ""),
+                        "default": manifest.get("default") == file})
+    return Catalog(rows, bundled, manifest.get("default"), directory)
+
+
+def render_catalog(listed: Catalog) -> list[Table | str]:
+    """The tables and lines `inpaint models` prints: configs with counts (the default one starred),
+    papers and inputs, the bundled weights and the default model."""
+    rows = listed.architectures
+    table = Table(title="Architectures and configs (parameters)")
+    for column in ("arch", "config", "generator", "discriminator(s)"):
+        table.add_column(column, justify="right" if column in ("generator", "discriminator(s)") else "left", no_wrap=True)
+    for row in rows:
+        config = f"{row['config']} *" if row["default"] else row["config"]
+        table.add_row(row["arch"], config, f"{row['generator_params']:,}", f"{row['discriminator_params']:,}")
+    papers = Table(title="Papers and inputs")
+    for column in ("arch", "paper", "input"):
+        papers.add_column(column, no_wrap=column == "arch")
+    for name in dict.fromkeys(row["arch"] for row in rows):
+        first = next(row for row in rows if row["arch"] == name)
+        papers.add_row(name, first["paper"], first["input"])
+    shown: list[Table | str] = [table, papers, "* the config that `--arch NAME` means (its bundled weights, when present)"]
+    if listed.bundled:
+        weights_table = Table(title=f"Bundled weights ({listed.weights_dir})")
+        for column in ("arch", "file", "steps", "trained on", "model card"):
+            weights_table.add_column(column)
+        for item in listed.bundled:
+            name = f"{item['file']} (default)" if item["default"] else item["file"]
+            weights_table.add_row(item["arch"], name, str(item["steps"]), item["data"], item["summary"])
+        shown.append(weights_table)
+    else:
+        shown.append("No bundled weights: the default model is telea. Train one with `inpaint train --arch glcic`.")
+    return [*shown, f"Default model for `inpaint fill`: {listed.default or 'telea'}"]

@@ -1,0 +1,95 @@
+"""Where the weights `--arch NAME` loads are kept (docs/design.md "Checkpoints", "Names").
+
+- The bundled folder holds one release per learned architecture and `manifest.json`:
+  `{"default": arch or file, "models": {arch: file}, "summaries": {arch: line}}`, written by
+  `inpaint release` and read by `fill`, `eval` and `models`.
+- The installed folder, `$INPAINT_HOME/weights` (default: the user's cache folder), holds releases
+  a user added; an installed file for an architecture is preferred over the bundled one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+MANIFEST = "manifest.json"
+
+
+def weights_dir() -> Path | None:
+    """Where the bundled weights are: $INPAINT_WEIGHTS, the repository's weights/ beside the
+    package (source and editable installs), or <prefix>/share/inpaint-cli/weights (wheels)."""
+    candidates = [
+        os.environ.get("INPAINT_WEIGHTS"),
+        Path(__file__).resolve().parent.parent / "weights",
+        Path(sys.prefix) / "share" / "inpaint-cli" / "weights",
+    ]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / MANIFEST).is_file():
+            return Path(candidate)
+    return None
+
+
+def read_manifest(directory: Path | None = None) -> dict:
+    """The manifest of `directory` (default: the bundled folder); where there is none, no models
+    and telea as the default."""
+    directory = weights_dir() if directory is None else directory
+    if directory is None or not (directory / MANIFEST).is_file():
+        return {"default": "telea", "models": {}}
+    return json.loads((directory / MANIFEST).read_text())
+
+
+def write_manifest(directory: Path, manifest: dict) -> None:
+    """Replace `directory`'s manifest atomically (a temporary file renamed into place)."""
+    path = directory / MANIFEST
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(manifest, indent=2) + "\n")
+    temporary.replace(path)
+
+
+def default_model() -> str:
+    """What `fill` uses when given neither --arch nor --weights: the manifest's default, an
+    architecture name or the path of a bundled file."""
+    default = read_manifest().get("default", "telea")
+    return str(weights_dir() / default) if default.endswith(".safetensors") else default
+
+
+def bundled_weights(arch: str) -> Path | None:
+    """The bundled release of `arch`, None when the manifest names none."""
+    directory = weights_dir()
+    file = read_manifest().get("models", {}).get(arch)
+    return directory / file if directory is not None and file else None
+
+
+def installed_dir() -> Path:
+    """$INPAINT_HOME/weights; INPAINT_HOME defaults to `inpaint` in the user's cache folder."""
+    home = os.environ.get("INPAINT_HOME")
+    return (Path(home) if home else _user_cache_dir() / "inpaint") / "weights"
+
+
+def installed_files() -> list[Path]:
+    """The releases in the installed folder, sorted by name (none when it does not exist)."""
+    folder = installed_dir()
+    return sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
+
+
+def weights_for(arch: str) -> Path | None:
+    """The release `--arch arch` loads: the first installed file whose metadata names `arch`, else
+    the bundled one; None when there is neither."""
+    files = installed_files()
+    if files:
+        from inpaint_cli.checkpoint import read_metadata
+
+        for file in files:
+            if read_metadata(file).get("arch") == arch:
+                return file
+    return bundled_weights(arch)
+
+
+def _user_cache_dir() -> Path:
+    if sys.platform == "win32":
+        return Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
