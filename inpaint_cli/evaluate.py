@@ -28,6 +28,7 @@ from rich.table import Table
 
 from inpaint_cli import io as image_io
 from inpaint_cli import masks as mask_generators
+from inpaint_cli.blend import composite
 from inpaint_cli.errors import InpaintError
 from inpaint_cli.metrics import HIGHER_IS_BETTER, METRICS
 
@@ -164,6 +165,8 @@ def evaluate(
     seed: int = 0,
     save_dir: str | os.PathLike[str] | None = None,
     progress: Callable[[int], None] | None = None,
+    dilate: int = 0,
+    feather: int = 0,
 ) -> EvalResult:
     """Steps 2-4: fill every image under every mask set with every method and score the fills.
 
@@ -171,8 +174,12 @@ def evaluate(
     `hole_l1` is always reported beside `metrics`. The "overall" section pools all (image, mask)
     pairs. `progress(1)` is called after each fill (len(methods) * len(images) * len(mask_specs)
     calls). With `save_dir`, fills are written to `save_dir/<section>/<method>/<image>.png` and a
-    comparison grid to `save_dir/<section>/comparison.png`.
+    comparison grid to `save_dir/<section>/comparison.png`. `dilate` grows every hole (a disk of
+    that radius) before any method sees it, and the metrics score the grown hole; `feather` softens
+    each composite over that many pixels inside the hole's edge (as `inpaint fill` does).
     """
+    if feather < 0:
+        raise InpaintError(f"--feather must be 0 or more pixels, got {feather}")
     metric_names = _metric_names(metrics)
     labels = [method.label for method in methods]
     if not labels:
@@ -187,13 +194,14 @@ def evaluate(
     sections: dict[str, dict[str, dict[str, Summary]]] = {}
     for spec in mask_specs:
         section, holes = eval_masks(spec, len(images), size, seed)
+        holes = [mask_generators.grow_hole(hole, dilate) for hole in holes] if dilate else holes
         if section in sections or section == OVERALL:
             raise InpaintError(f"two mask sets are both labelled {section!r}")
         scores = {label: {name: [] for name in metric_names} for label in labels}
         grid_fills: dict[str, list[np.ndarray]] = {label: [] for label in labels}
         for (name, original), hole in zip(images, holes):
             for method in methods:
-                filled = _fill(method, original, hole)
+                filled = _fill(method, original, hole, feather)
                 original_float = original.astype(np.float64) / 255.0
                 filled_float = filled.astype(np.float64) / 255.0
                 for metric in metric_names:
@@ -234,8 +242,9 @@ def _common_size(images: Sequence[tuple[str, np.ndarray]]) -> int:
     return shape[0]
 
 
-def _fill(method: EvalMethod, original: np.ndarray, hole: np.ndarray) -> np.ndarray:
-    """The method's output composited onto the original: known pixels copied bit for bit."""
+def _fill(method: EvalMethod, original: np.ndarray, hole: np.ndarray, feather: int = 0) -> np.ndarray:
+    """The method's output composited onto the original: known pixels copied bit for bit (the
+    hole's edge softened over `feather` pixels)."""
     shown = original.copy()
     shown[hole] = 0
     output = np.asarray(method(shown, hole.copy()))
@@ -244,7 +253,7 @@ def _fill(method: EvalMethod, original: np.ndarray, hole: np.ndarray) -> np.ndar
             f"method {method.label!r} returned {output.dtype} {output.shape}, "
             f"expected uint8 {original.shape}"
         )
-    return np.where(hole[..., None], output, original)
+    return composite(original, output, hole, feather)
 
 
 def _summarise(scores: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, Summary]]:
