@@ -71,8 +71,8 @@ def atomic_save_safetensors(
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(handle)
     try:
-        _follow_umask(temporary)
         save_file({k: v.contiguous() for k, v in tensors.items()}, temporary, metadata=dict(metadata or {}))
+        _follow_umask(temporary)  # safetensors, too, creates its files 0600
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -326,6 +326,7 @@ def save_training_state(state: Mapping[str, Any], directory: Path) -> None:
     try:
         _follow_umask(staging, directory=True)
         save_file({k: v.contiguous() for k, v in tensors.items()}, str(staging / "state.safetensors"))
+        _follow_umask(staging / "state.safetensors")
         (staging / "state.json").write_text(json.dumps(skeleton))
         for file in (staging / "state.safetensors", staging / "state.json", staging):
             _fsync(file)

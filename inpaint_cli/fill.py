@@ -216,7 +216,7 @@ class Inpainter:
         context around it; regions closer than the context are merged."""
         context = self.options.context
         kernel = np.ones((3, 3), np.uint8)
-        grown = cv2.dilate(hole.astype(np.uint8), kernel, iterations=max(context // 4, 1))
+        grown = cv2.dilate(hole.view(np.uint8), kernel, iterations=max(context // 4, 1))
         count, labels = cv2.connectedComponents(grown)
         height, width = hole.shape
         windows = []
@@ -224,8 +224,8 @@ class Inpainter:
             region = (labels == label) & hole
             if not region.any():
                 continue
-            rows, cols = np.nonzero(region)
-            top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+            rows, cols = np.flatnonzero(region.any(axis=1)), np.flatnonzero(region.any(axis=0))
+            top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
             if self.model.fixed_size:
                 # square, the hole's extent times the model's window_per_hole (its training share)
                 extent = max(bottom - top, right - left)
@@ -255,7 +255,7 @@ class Inpainter:
             else:  # a window larger than max_side is filled at that scale, its hole upsampled
                 fill = self._fill_resized(window_rgb, window_hole)
             paste = region[top:bottom, left:right] | ~window_hole  # known pixels too: blending needs them
-            output[top:bottom, left:right][paste] = fill[paste]
+            np.copyto(output[top:bottom, left:right], fill, where=paste[..., None])
         return output
 
     def _fill_resized(self, rgb8: np.ndarray, hole: np.ndarray) -> np.ndarray:

@@ -476,7 +476,7 @@ def grow_hole(hole: np.ndarray, pixels: int) -> np.ndarray:
     an object: its shadow, its edge). 0 returns the hole unchanged; a negative count is an error."""
     if pixels < 0:
         raise InpaintError(f"--dilate must be 0 or more pixels, got {pixels}")
-    hole = hole.astype(bool)
+    hole = np.asarray(hole, dtype=bool)
     if pixels == 0 or not hole.any():
         return hole.copy()
     box = _padded_box(hole, pixels)
