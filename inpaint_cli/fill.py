@@ -270,7 +270,7 @@ class Inpainter:
         small_rgb = cv2.resize(rgb8, size, interpolation=cv2.INTER_AREA)
         small_hole = cv2.resize(hole.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0
         small_fill = _to_uint8(self._network(small_rgb, small_hole)[0])
-        rows, cols = np.nonzero(hole.any(axis=1))[0], np.nonzero(hole.any(axis=0))[0]
+        rows, cols = np.flatnonzero(hole.any(axis=1)), np.flatnonzero(hole.any(axis=0))
         top, bottom = max(rows[0] - 1, 0), min(rows[-1] + 2, height)
         left, right = max(cols[0] - 1, 0), min(cols[-1] + 2, width)
         # the box of cv2.resize(small_fill, (width, height), INTER_CUBIC), computed alone

@@ -462,7 +462,7 @@ PREVIEW_OPACITY = 0.5
 
 def _padded_box(hole: np.ndarray, margin: int) -> tuple[slice, slice]:
     """The hole's bounding box grown by `margin` pixels, clipped to the array."""
-    rows, cols = np.nonzero(hole.any(axis=1))[0], np.nonzero(hole.any(axis=0))[0]
+    rows, cols = np.flatnonzero(hole.any(axis=1)), np.flatnonzero(hole.any(axis=0))
     height, width = hole.shape
     return (
         slice(max(rows[0] - margin, 0), min(rows[-1] + 1 + margin, height)),

@@ -31,7 +31,6 @@ import torch.nn.functional as F
 
 from inpaint_cli.archs.base import ArchSpec, InpaintModel
 
-DIRECTIONS = ((1, 0), (-1, 0), (0, 1), (0, -1))
 MIN_SOURCES = 16  # a level with fewer wholly known patches is too coarse to copy from
 
 
