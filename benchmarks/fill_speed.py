@@ -3,6 +3,10 @@ size, and its peak memory, each in its own process. Prints a Markdown table for 
 
     python benchmarks/fill_speed.py --size 512 --repeats 3 [--device cpu] [--arch glcic ...]
     python benchmarks/fill_speed.py --size 2048 --repeats 1 --no-warmup --arch deepfill-v1:paper
+    python benchmarks/fill_speed.py --size 512 --arch patchmatch --image photo.png
+
+The image is random noise unless `--image` names a photo (resized and centre-cropped to the size):
+the networks' cost does not depend on it, an exemplar method's (patchmatch) a little.
 
 Peak RSS is the whole process's high-water mark (Python, torch and the model included).
 """
@@ -17,7 +21,7 @@ import sys
 import time
 
 
-def measure(arch: str, config: str | None, size: int, repeats: int, device: str, warmup: bool) -> dict:
+def measure(arch: str, config: str | None, size: int, repeats: int, device: str, warmup: bool, image_path: str | None) -> dict:
     """Runs in a child process: build the model, fill a size x size image with a ~20 % hole."""
     import numpy as np
     import torch
@@ -33,6 +37,15 @@ def measure(arch: str, config: str | None, size: int, repeats: int, device: str,
     inpainter = Inpainter(loaded, device, FillOptions(strategy="full" if not model.fixed_size else "auto", max_side=max(size, 1024)))
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+    if image_path:  # the photo's central square, resized
+        import cv2
+
+        from inpaint_cli.io import read_image
+
+        photo = read_image(image_path).rgb8
+        side = min(photo.shape[:2])
+        top, left = (photo.shape[0] - side) // 2, (photo.shape[1] - side) // 2
+        image = cv2.resize(photo[top : top + side, left : left + side], (size, size), interpolation=cv2.INTER_AREA)
     hole = draw_mask("irregular:15-25", rng, size, size)
     if warmup:
         inpainter.fill(image, hole)
@@ -57,11 +70,12 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--arch", action="append", help="arch or arch:config (repeatable; default: all)")
     parser.add_argument("--no-warmup", dest="warmup", action="store_false", help="skip the untimed first fill")
+    parser.add_argument("--image", help="a photo to fill (default: random noise)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         arch, _, config = args.child.partition(":")
-        print(json.dumps(measure(arch, config or None, args.size, args.repeats, args.device, args.warmup)))
+        print(json.dumps(measure(arch, config or None, args.size, args.repeats, args.device, args.warmup, args.image)))
         return
     from inpaint_cli.registry import list_archs
 
@@ -71,6 +85,7 @@ def main() -> None:
     for target in targets:
         command = [sys.executable, __file__, "--child", target, "--size", str(args.size),
                    "--repeats", str(args.repeats), "--device", args.device] + ([] if args.warmup else ["--no-warmup"])
+        command += ["--image", args.image] if args.image else []
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0:
             print(f"| {target} | failed: {result.stderr.strip().splitlines()[-1]} | | |")

@@ -81,6 +81,8 @@ def poisson_blend(original: np.ndarray, filled: np.ndarray, hole: np.ndarray) ->
     result = original.copy()
     if not hole.any():
         return result
+    if hole.all():  # no known pixel to meet: the fill stands as it is
+        return filled.copy()
     rows, cols = np.nonzero(hole)
     # the crop extends one pixel past the hole wherever the image does, so a hole pixel on the
     # crop's edge lies on the image border, where it simply has fewer neighbours (Neumann)
@@ -89,11 +91,36 @@ def poisson_blend(original: np.ndarray, filled: np.ndarray, hole: np.ndarray) ->
     inside = hole[top:bottom, left:right]
     known = original[top:bottom, left:right].astype(np.float64)
     fill = filled[top:bottom, left:right].astype(np.float64)
+    shown = np.where(hole[..., None], np.uint8(0), original)  # nothing hidden reaches the result
     telea = cv2.inpaint(
-        np.ascontiguousarray(original[..., ::-1]), hole.astype(np.uint8) * 255, 1, cv2.INPAINT_TELEA
+        np.ascontiguousarray(shown[..., ::-1]), hole.astype(np.uint8) * 255, 1, cv2.INPAINT_TELEA
     )[..., ::-1][top:bottom, left:right].astype(np.float64)
     delta = _harmonic(inside, known - fill, telea - fill)
     blended = np.clip(np.rint(fill + delta), 0, 255).astype(np.uint8)
     region = result[top:bottom, left:right]
     region[inside] = blended[inside]
+    return result
+
+
+def composite(original: np.ndarray, filled: np.ndarray, hole: np.ndarray, feather: int = 0) -> np.ndarray:
+    """Known pixels from `original`, hole pixels from `filled` (uint8 RGB, bool hole). With
+    `feather`, hole pixels within `feather` pixels of the known region mix the two: at Euclidean
+    distance d from the nearest known pixel the fill weighs d / (feather + 1), so the band softens
+    the edge while every known pixel stays bit for bit `original`'s."""
+    if feather < 0:
+        raise ValueError(f"feather must be 0 or more pixels, got {feather}")
+    result = np.where(hole[..., None], filled, original)
+    if feather == 0 or not hole.any() or hole.all():
+        return result
+    rows, cols = np.nonzero(hole)
+    # the crop keeps a one-pixel ring of known pixels wherever the image has one, and the nearest
+    # known pixel of a hole pixel is never farther than that ring
+    top, bottom = max(rows.min() - 1, 0), min(rows.max() + 2, hole.shape[0])
+    left, right = max(cols.min() - 1, 0), min(cols.max() + 2, hole.shape[1])
+    inside = hole[top:bottom, left:right]
+    distance = cv2.distanceTransform(inside.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    band = inside & (distance <= feather)
+    weight = (distance[band] / (feather + 1))[:, None]
+    mixed = weight * filled[top:bottom, left:right][band] + (1 - weight) * original[top:bottom, left:right][band]
+    result[top:bottom, left:right][band] = np.rint(mixed).astype(np.uint8)
     return result

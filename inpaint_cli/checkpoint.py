@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict
@@ -48,15 +49,30 @@ def _release_dtype(tensor: torch.Tensor) -> torch.dtype:
     return torch.float16
 
 
+def _umask() -> int:
+    """The process's file-creation mask (read by setting it, and set back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _follow_umask(path: str | Path, directory: bool = False) -> None:
+    """Give a file made by `tempfile` (0600, folders 0700) the mode the umask gives new files (and
+    folders), as `open` would: exports, checkpoints and fill outputs all end up alike."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
 def atomic_save_safetensors(
     tensors: Mapping[str, torch.Tensor], path: Path, metadata: Mapping[str, str] | None = None
 ) -> None:
-    """Write to a temporary file beside `path`, then rename: no partial file after a crash."""
+    """Write to a temporary file beside `path`, then rename: no partial file after a crash. The
+    file's mode follows the umask."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(handle)
     try:
         save_file({k: v.contiguous() for k, v in tensors.items()}, temporary, metadata=dict(metadata or {}))
+        _follow_umask(temporary)  # safetensors, too, creates its files 0600
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -211,36 +227,123 @@ def _join_tensors(value: Any, tensors: Mapping[str, torch.Tensor]) -> Any:
     return value
 
 
+# A checkpoint folder is replaced by a swap whose every intermediate state on disk holds a
+# complete checkpoint: the new one is built in `.NAME.new`, the current one is renamed `.NAME.old`,
+# the new one renamed `NAME`, the old one removed. `recover_training_state` finishes or undoes an
+# interrupted swap (SIGKILL, power loss) by keeping the newest complete checkpoint among `NAME`
+# and its hidden siblings `.NAME.*` (earlier versions staged in `.NAME.<random>`).
+
+
+def _staging(directory: Path) -> Path:
+    return directory.with_name(f".{directory.name}.new")
+
+
+def _retired(directory: Path) -> Path:
+    return directory.with_name(f".{directory.name}.old")
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file's (or a folder's entries') contents to the disk."""
+    handle = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+
+
+def _complete_step(directory: Path) -> int | None:
+    """The step of the checkpoint in `directory` if it is complete (its JSON parses and the
+    safetensors file holds every tensor the JSON names), else None."""
+    try:
+        skeleton = json.loads((directory / "state.json").read_text())
+        with safe_open(str(directory / "state.safetensors"), framework="pt") as handle:
+            stored = set(handle.keys())
+    except (OSError, ValueError, SafetensorError):
+        return None
+    names: set[str] = set()
+
+    def collect(value: Any) -> None:
+        if isinstance(value, dict):
+            if set(value) == {"__tensor__"}:
+                names.add(value["__tensor__"])
+            for item in value.values():
+                collect(item)
+        elif isinstance(value, list):
+            for item in value:
+                collect(item)
+
+    collect(skeleton)
+    if not names <= stored or not isinstance(skeleton, dict):
+        return None
+    step = skeleton.get("step", 0)
+    return step if isinstance(step, int) else 0
+
+
+def recover_training_state(directory: Path) -> bool:
+    """Leave the newest complete checkpoint (highest step; on a tie `directory`, then `.NAME.new`)
+    among `directory` and its hidden siblings `.NAME.*` in `directory`, and remove the siblings:
+    an interrupted swap, finished or undone. True when a complete checkpoint is there afterwards."""
+    siblings = sorted(
+        (folder for folder in directory.parent.glob(f".{directory.name}.*") if folder.is_dir()),
+        key=lambda folder: (folder != _staging(directory), folder.name),
+    )
+    candidates = []
+    for rank, folder in enumerate([directory, *siblings]):
+        step = _complete_step(folder) if folder.is_dir() else None
+        if step is not None:
+            candidates.append((step, -rank, folder))
+    newest = max(candidates, key=lambda item: item[:2])[2] if candidates else None
+    if newest is not None and newest != directory:
+        if directory.exists():
+            shutil.rmtree(directory)
+        os.replace(newest, directory)
+        _fsync(directory.parent)
+    for leftover in siblings:
+        shutil.rmtree(leftover, ignore_errors=True)
+    return newest is not None
+
+
+def training_state_exists(directory: Path) -> bool:
+    """Whether `directory` holds a training run (complete after recovering an interrupted swap,
+    or present though corrupt: never silently replaced by a fresh run)."""
+    if not directory.parent.is_dir():
+        return False
+    return recover_training_state(directory) or directory.exists()
+
+
 def save_training_state(state: Mapping[str, Any], directory: Path) -> None:
     """Write `state` (nested dicts of tensors, numbers, strings) as state.safetensors + state.json.
 
-    The folder is built under a temporary name and renamed into place, so a crash mid-write
-    leaves the previous checkpoint intact.
+    Crash-safe: at every moment the disk holds a complete checkpoint, the previous or the new one,
+    that `load_training_state` finds (see `recover_training_state`). Modes follow the umask.
     """
     tensors: dict[str, torch.Tensor] = {}
     skeleton = _split_tensors(state, "state", tensors)
     directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
+    recover_training_state(directory)
+    staging, retired = _staging(directory), _retired(directory)
+    staging.mkdir()
     try:
+        _follow_umask(staging, directory=True)
         save_file({k: v.contiguous() for k, v in tensors.items()}, str(staging / "state.safetensors"))
+        _follow_umask(staging / "state.safetensors")
         (staging / "state.json").write_text(json.dumps(skeleton))
-        if directory.exists():
-            retired = directory.with_name(f".{directory.name}.old")
-            os.replace(directory, retired)
-            os.replace(staging, directory)
-            for file in retired.iterdir():
-                file.unlink()
-            retired.rmdir()
-        else:
-            os.replace(staging, directory)
+        for file in (staging / "state.safetensors", staging / "state.json", staging):
+            _fsync(file)
     except BaseException:
-        for file in staging.glob("*"):
-            file.unlink()
-        staging.rmdir()
+        shutil.rmtree(staging, ignore_errors=True)
         raise
+    if directory.exists():
+        os.replace(directory, retired)
+    os.replace(staging, directory)
+    _fsync(directory.parent)
+    shutil.rmtree(retired, ignore_errors=True)
 
 
 def load_training_state(directory: Path) -> dict[str, Any]:
+    """The checkpoint in `directory`, after recovering an interrupted swap (`recover_training_state`)."""
+    if directory.parent.is_dir():
+        recover_training_state(directory)
     try:
         skeleton = json.loads((directory / "state.json").read_text())
         tensors = load_file(str(directory / "state.safetensors"))

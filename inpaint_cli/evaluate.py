@@ -28,6 +28,7 @@ from rich.table import Table
 
 from inpaint_cli import io as image_io
 from inpaint_cli import masks as mask_generators
+from inpaint_cli.blend import composite
 from inpaint_cli.errors import InpaintError
 from inpaint_cli.metrics import HIGHER_IS_BETTER, METRICS
 from inpaint_cli.weights import read_manifest
@@ -176,6 +177,8 @@ def evaluate(
     seed: int = 0,
     save_dir: str | os.PathLike[str] | None = None,
     progress: Callable[[int], None] | None = None,
+    dilate: int = 0,
+    feather: int = 0,
 ) -> EvalResult:
     """Steps 2-4: fill every image under every mask set with every method and score the fills.
 
@@ -183,8 +186,12 @@ def evaluate(
     `hole_l1` is always reported beside `metrics`. The "overall" section pools all (image, mask)
     pairs. `progress(1)` is called after each fill (len(methods) * len(images) * len(mask_specs)
     calls). With `save_dir`, fills are written to `save_dir/<section>/<method>/<image>.png` and a
-    comparison grid to `save_dir/<section>/comparison.png`.
+    comparison grid to `save_dir/<section>/comparison.png`. `dilate` grows every hole (a disk of
+    that radius) before any method sees it, and the metrics score the grown hole; `feather` softens
+    each composite over that many pixels inside the hole's edge (as `inpaint fill` does).
     """
+    if feather < 0:
+        raise InpaintError(f"--feather must be 0 or more pixels, got {feather}")
     metric_names = _metric_names(metrics)
     labels = [method.label for method in methods]
     if not labels:
@@ -199,13 +206,14 @@ def evaluate(
     sections: dict[str, dict[str, dict[str, Summary]]] = {}
     for spec in mask_specs:
         section, holes = eval_masks(spec, len(images), size, seed)
+        holes = [mask_generators.grow_hole(hole, dilate) for hole in holes] if dilate else holes
         if section in sections or section == OVERALL:
             raise InpaintError(f"two mask sets are both labelled {section!r}")
         scores = {label: {name: [] for name in metric_names} for label in labels}
         grid_fills: dict[str, list[np.ndarray]] = {label: [] for label in labels}
         for (name, original), hole in zip(images, holes):
             for method in methods:
-                filled = _fill(method, original, hole)
+                filled = _fill(method, original, hole, feather)
                 original_float = original.astype(np.float64) / 255.0
                 filled_float = filled.astype(np.float64) / 255.0
                 for metric in metric_names:
@@ -241,11 +249,15 @@ def evaluate_methods(
     device: str = "auto",
     save_dir: Path | None = None,
     progress: Callable[[int, int], None] | None = None,
+    dilate: int = 0,
+    feather: int = 0,
 ) -> tuple[EvalResult, int]:
     """`inpaint eval` (and `inpaint release`): load the methods (architectures by name with their
     bundled weights, then weights files; neither: every bundled model and the classical methods),
     the learned ones filling with `blend`, and `evaluate` them on the images of `data_dir`.
-    `progress(done, total)` follows the fills. Returns the result and the number of images."""
+    `progress(done, total)` follows the fills; `dilate`/`feather` grow and soften every hole, and
+    `seed` also seeds the classical methods that draw (patchmatch). Returns the result and the
+    number of images."""
     from inpaint_cli.fill import FillOptions, Inpainter, resolve_model
     from inpaint_cli.registry import list_archs
 
@@ -255,7 +267,7 @@ def evaluate_methods(
         raise InpaintError("--limit must be at least 1")
     loaded = [resolve_model(name, None, device) for name in archs] + [resolve_model(None, w, device) for w in weights]
     options = FillOptions(strategy="auto", blend=blend, max_side=max(size, 1024))
-    inpainters = [Inpainter(model, device, options if model.spec.learned else FillOptions()) for model in loaded]
+    inpainters = [Inpainter(model, device, options if model.spec.learned else FillOptions(seed=seed)) for model in loaded]
     images = load_eval_images(data_dir, size, limit)
     total, done = len(inpainters) * len(images) * len(mask_specs), 0
 
@@ -266,7 +278,8 @@ def evaluate_methods(
             progress(done, total)
 
     advance(0)
-    result = evaluate(inpainters, images, mask_specs, metrics, seed=seed, save_dir=save_dir, progress=advance)
+    result = evaluate(inpainters, images, mask_specs, metrics, seed=seed, save_dir=save_dir, progress=advance,
+                      dilate=dilate, feather=feather)
     return result, len(images)
 
 
@@ -290,8 +303,9 @@ def _common_size(images: Sequence[tuple[str, np.ndarray]]) -> int:
     return shape[0]
 
 
-def _fill(method: EvalMethod, original: np.ndarray, hole: np.ndarray) -> np.ndarray:
-    """The method's output composited onto the original: known pixels copied bit for bit."""
+def _fill(method: EvalMethod, original: np.ndarray, hole: np.ndarray, feather: int = 0) -> np.ndarray:
+    """The method's output composited onto the original: known pixels copied bit for bit (the
+    hole's edge softened over `feather` pixels)."""
     shown = original.copy()
     shown[hole] = 0
     output = np.asarray(method(shown, hole.copy()))
@@ -300,7 +314,7 @@ def _fill(method: EvalMethod, original: np.ndarray, hole: np.ndarray) -> np.ndar
             f"method {method.label!r} returned {output.dtype} {output.shape}, "
             f"expected uint8 {original.shape}"
         )
-    return np.where(hole[..., None], output, original)
+    return composite(original, output, hole, feather)
 
 
 def _summarise(scores: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, Summary]]:

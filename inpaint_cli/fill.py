@@ -1,6 +1,11 @@
 """Inference: pick the model (`resolve_model`), then fill numpy images with it (`Inpainter`):
-pad to the architecture's size multiple, choose a strategy (full / crop / resize), composite,
-optionally Poisson-blend, and re-composite so known pixels come back bit for bit.
+grow the hole (`--dilate`), pad to the architecture's size multiple, choose a strategy (full /
+crop / resize), composite, optionally Poisson-blend, and re-composite (softened over `--feather`
+pixels inside the hole's edge) so known pixels come back bit for bit.
+
+Memory stays bounded: above `max_side` only windows around the holes reach the network, a window
+larger than `max_side` is filled at that scale with only its hole upsampled, and fills are kept
+as uint8, never as a float copy of the whole image.
 """
 
 from __future__ import annotations
@@ -17,12 +22,12 @@ import numpy as np
 import torch
 
 from inpaint_cli.archs.base import ArchSpec, InpaintModel
-from inpaint_cli.blend import poisson_blend
+from inpaint_cli.blend import composite, poisson_blend
 from inpaint_cli.checkpoint import load_release
 from inpaint_cli.devices import pick_device
 from inpaint_cli.errors import InpaintError
 from inpaint_cli.io import FillJob, LoadedImage, check_output_file, make_folder, merge_fill, read_image, write_image
-from inpaint_cli.masks import FillPlan
+from inpaint_cli.masks import FillPlan, grow_hole
 from inpaint_cli.registry import get_arch
 from inpaint_cli.weights import default_model, weights_for
 
@@ -84,11 +89,19 @@ class FillOptions:
     blend: str = "auto"  # auto: the release's recorded post-processing, else the paper's (GLCIC: poisson)
     max_side: int = 1024  # the longer side a model fills comfortably in one piece
     context: int = 64  # crop: pixels of context on each side of a hole region, at least
+    dilate: int = 0  # grow the hole by this many pixels (a disk) before filling
+    feather: int = 0  # soften the composite over this many pixels inside the (grown) hole's edge
+    seed: int = 0  # seeds torch's generator for each fill, for methods that draw (patchmatch)
 
 
 def blended_label(label: str, blend: str) -> str:
     """A method's name in tables: 'NAME + poisson' when its fills are blended."""
     return label if blend == "none" else f"{label} + {blend}"
+
+
+def _to_uint8(values: np.ndarray) -> np.ndarray:
+    """A float fill in [0, 1] as uint8."""
+    return (values * 255).round().clip(0, 255).astype(np.uint8)
 
 
 def _pad_to_multiple(array: np.ndarray, multiple: int, minimum: int = 1) -> np.ndarray:
@@ -111,6 +124,9 @@ class Inpainter:
             raise InpaintError(f"unknown --strategy {options.strategy!r}; use one of {', '.join(STRATEGIES)}")
         if options.blend not in BLENDS:
             raise InpaintError(f"unknown --blend {options.blend!r}; use one of {', '.join(BLENDS)}")
+        for name in ("dilate", "feather"):
+            if getattr(options, name) < 0:
+                raise InpaintError(f"--{name} must be 0 or more pixels, got {getattr(options, name)}")
         self.device = pick_device(device) if isinstance(device, str) else device
         self.model = loaded.model.to(self.device).eval()
         self.blend = loaded.post_processing if options.blend == "auto" else options.blend
@@ -128,7 +144,12 @@ class Inpainter:
         image = image.to(self.device).float().div_(255)
         mask = mask.to(self.device).float()
         use_autocast = self.device.type == "cuda" and any(True for _ in self.model.parameters())
-        with torch.inference_mode(), torch.autocast(self.device.type, torch.bfloat16, enabled=use_autocast):
+        with (
+            torch.random.fork_rng(devices=[]),  # the seed below leaves the caller's generator as it was
+            torch.inference_mode(),
+            torch.autocast(self.device.type, torch.bfloat16, enabled=use_autocast),
+        ):
+            torch.default_generator.manual_seed(self.options.seed)
             try:
                 if attention:
                     output, flow = self.model.inpaint_with_attention(image, mask)
@@ -160,7 +181,7 @@ class Inpainter:
         context around it; regions closer than the context are merged."""
         context = self.options.context
         kernel = np.ones((3, 3), np.uint8)
-        grown = cv2.dilate(hole.astype(np.uint8), kernel, iterations=max(context // 4, 1))
+        grown = cv2.dilate(hole.view(np.uint8), kernel, iterations=max(context // 4, 1))
         count, labels = cv2.connectedComponents(grown)
         height, width = hole.shape
         windows = []
@@ -168,8 +189,8 @@ class Inpainter:
             region = (labels == label) & hole
             if not region.any():
                 continue
-            rows, cols = np.nonzero(region)
-            top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+            rows, cols = np.flatnonzero(region.any(axis=1)), np.flatnonzero(region.any(axis=0))
+            top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
             if self.model.fixed_size:
                 # square, the hole's extent times the model's window_per_hole (its training share)
                 extent = max(bottom - top, right - left)
@@ -187,7 +208,7 @@ class Inpainter:
         return windows
 
     def _fill_crop(self, rgb8: np.ndarray, hole: np.ndarray) -> np.ndarray:
-        output = rgb8.astype(np.float32) / 255
+        output = rgb8.copy()
         for top, left, bottom, right, region in self._windows(hole):
             window_rgb, window_hole = rgb8[top:bottom, left:right], hole[top:bottom, left:right]
             if self.model.fixed_size:
@@ -195,23 +216,36 @@ class Inpainter:
                 pad_w = max(bottom - top, right - left) - (right - left)
                 square_rgb = np.pad(window_rgb, ((0, pad_h), (0, pad_w), (0, 0)), mode="symmetric")
                 square_hole = np.pad(window_hole, ((0, pad_h), (0, pad_w)), mode="symmetric")
-                fill = self._fixed_window(square_rgb, square_hole)[: bottom - top, : right - left]
-            else:
-                fill, _ = self._network(window_rgb, window_hole)
+                fill = _to_uint8(self._fixed_window(square_rgb, square_hole)[: bottom - top, : right - left])
+            else:  # a window larger than max_side is filled at that scale, its hole upsampled
+                fill = self._fill_resized(window_rgb, window_hole)
             paste = region[top:bottom, left:right] | ~window_hole  # known pixels too: blending needs them
-            output[top:bottom, left:right][paste] = fill[paste]
+            np.copyto(output[top:bottom, left:right], fill, where=paste[..., None])
         return output
 
     def _fill_resized(self, rgb8: np.ndarray, hole: np.ndarray) -> np.ndarray:
+        """uint8 fill of an array at most `max_side` long: above that, the network fills a
+        downscaled copy and only the hole's box (one pixel wider: blending reads that ring) is
+        upsampled into a copy of `rgb8`."""
         height, width = hole.shape
         scale = self.options.max_side / max(height, width)
         if scale >= 1:
-            return self._network(rgb8, hole)[0]
+            return _to_uint8(self._network(rgb8, hole)[0])
         size = (max(round(width * scale), 1), max(round(height * scale), 1))
         small_rgb = cv2.resize(rgb8, size, interpolation=cv2.INTER_AREA)
         small_hole = cv2.resize(hole.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0
-        fill, _ = self._network(small_rgb, small_hole)
-        return cv2.resize(fill, (width, height), interpolation=cv2.INTER_CUBIC)
+        small_fill = _to_uint8(self._network(small_rgb, small_hole)[0])
+        rows, cols = np.flatnonzero(hole.any(axis=1)), np.flatnonzero(hole.any(axis=0))
+        top, bottom = max(rows[0] - 1, 0), min(rows[-1] + 2, height)
+        left, right = max(cols[0] - 1, 0), min(cols[-1] + 2, width)
+        # the box of cv2.resize(small_fill, (width, height), INTER_CUBIC), computed alone
+        scale_x, scale_y = size[0] / width, size[1] / height
+        to_small = np.array([[scale_x, 0, (left + 0.5) * scale_x - 0.5], [0, scale_y, (top + 0.5) * scale_y - 0.5]])
+        box = cv2.warpAffine(small_fill, to_small, (right - left, bottom - top),
+                             flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+        output = rgb8.copy()
+        output[top:bottom, left:right] = box
+        return output
 
     def strategy_for(self, hole: np.ndarray) -> str:
         if self.options.strategy != "auto":
@@ -220,9 +254,15 @@ class Inpainter:
             return "crop"
         return "full"
 
+    def hole_to_fill(self, hole: np.ndarray) -> np.ndarray:
+        """The pixels a fill replaces: `hole` grown by `options.dilate` (what `io.merge_fill` must
+        be given with the fill)."""
+        return grow_hole(hole, self.options.dilate)
+
     def fill(self, rgb8: np.ndarray, hole: np.ndarray, attention: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
-        """The composited fill (uint8 H x W x 3) and, where asked, the attention map (uint8 RGB)."""
-        hole = hole.astype(bool)
+        """The composited fill (uint8 H x W x 3) of `hole_to_fill(hole)` and, where asked, the
+        attention map (uint8 RGB)."""
+        hole = self.hole_to_fill(hole)
         flow = None
         if not hole.any():
             return rgb8.copy(), None
@@ -234,19 +274,19 @@ class Inpainter:
             if strategy != "full" or self.model.fixed_size:
                 raise InpaintError("--attention-map needs --strategy full")
             output, flow = self._network(rgb8, hole, attention=True)
+            output8 = _to_uint8(output)
         elif strategy == "full" and not self.model.fixed_size:
-            output, _ = self._network(rgb8, hole)
+            output8 = _to_uint8(self._network(rgb8, hole)[0])
         elif strategy == "resize" and not self.model.fixed_size:
-            output = self._fill_resized(rgb8, hole)
+            output8 = self._fill_resized(rgb8, hole)
         else:
-            output = self._fill_crop(rgb8, hole)
-        output8 = (output * 255).round().clip(0, 255).astype(np.uint8)
+            output8 = self._fill_crop(rgb8, hole)
         if self.blend == "poisson":
             # the network's own pixels around the hole, not the original's, carry the seam to remove
             filled = poisson_blend(original, output8, hole)
         else:
             filled = output8
-        return np.where(hole[..., None], filled, original), flow
+        return composite(original, filled, hole, self.options.feather), flow
 
     def __call__(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
         return self.fill(image, hole)[0]
@@ -290,16 +330,17 @@ def fill_file(
     folder created), and the attention map where asked; an empty or whole-image hole is reported
     to `warn`."""
     started = time.perf_counter()
-    if not hole.any():
+    grown = inpainter.hole_to_fill(hole)  # the pixels the fill replaces (--dilate)
+    if not grown.any():
         warn(f"{job.image.name}: the mask is empty; the output is a copy of the input")
-    elif hole.all():
+    elif grown.all():
         warn(f"{job.image.name}: the mask covers the whole image; filling with no context")
     filled, flow = inpainter.fill(image.rgb8, hole, attention=attention_map is not None)
     make_folder(job.target.parent)
-    write_image(job.target, merge_fill(image, filled, hole), quality=quality, overwrite=overwrite)
+    write_image(job.target, merge_fill(image, filled, grown), quality=quality, overwrite=overwrite)
     if flow is not None:
         write_image(attention_map, LoadedImage(flow, None, "RGB", None, attention_map), overwrite=overwrite)
-    return FilledFile(job, inpainter.label, int(hole.sum()), inpainter.strategy_for(hole), time.perf_counter() - started)
+    return FilledFile(job, inpainter.label, int(grown.sum()), inpainter.strategy_for(grown), time.perf_counter() - started)
 
 
 def fill_planned(

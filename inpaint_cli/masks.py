@@ -535,3 +535,46 @@ def generate_mask_set(
         image = LoadedImage(np.repeat(grey[:, :, None], 3, axis=2), None, "L", None, path)
         write_image(path, image, overwrite=overwrite)
     return paths
+
+
+# ------------------------------------------------------------------------- growing and showing holes
+
+PREVIEW_TINT = (255, 0, 80)  # the colour a preview mixes into the hole
+PREVIEW_OPACITY = 0.5
+
+
+def _padded_box(hole: np.ndarray, margin: int) -> tuple[slice, slice]:
+    """The hole's bounding box grown by `margin` pixels, clipped to the array."""
+    rows, cols = np.flatnonzero(hole.any(axis=1)), np.flatnonzero(hole.any(axis=0))
+    height, width = hole.shape
+    return (
+        slice(max(rows[0] - margin, 0), min(rows[-1] + 1 + margin, height)),
+        slice(max(cols[0] - margin, 0), min(cols[-1] + 1 + margin, width)),
+    )
+
+
+def grow_hole(hole: np.ndarray, pixels: int) -> np.ndarray:
+    """`hole` (bool H x W) grown by `pixels` with a round structuring element: every pixel within
+    Euclidean distance `pixels` of a hole pixel joins it (the halo a hand-drawn mask leaves around
+    an object: its shadow, its edge). 0 returns the hole unchanged; a negative count is an error."""
+    if pixels < 0:
+        raise InpaintError(f"--dilate must be 0 or more pixels, got {pixels}")
+    hole = np.asarray(hole, dtype=bool)
+    if pixels == 0 or not hole.any():
+        return hole.copy()
+    box = _padded_box(hole, pixels)
+    # distance of each pixel to the nearest hole pixel, exact Euclidean (only around the hole)
+    distance = cv2.distanceTransform((~hole[box]).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    grown = hole.copy()
+    grown[box] = distance <= pixels
+    return grown
+
+
+def preview_hole(rgb8: np.ndarray, hole: np.ndarray, tint: tuple[int, int, int] = PREVIEW_TINT,
+                 opacity: float = PREVIEW_OPACITY) -> np.ndarray:
+    """The image (uint8 H x W x 3) with its hole tinted: hole pixels mix `opacity` of `tint` into
+    the photo, so the object under the mask stays visible; known pixels are unchanged."""
+    shown = rgb8.copy()
+    mixed = (1 - opacity) * rgb8[hole].astype(np.float32) + opacity * np.asarray(tint, np.float32)
+    shown[hole] = np.rint(mixed).astype(np.uint8)
+    return shown

@@ -14,7 +14,7 @@ from inpaint_cli.archs.base import ArchSpec
 from inpaint_cli.errors import InpaintError
 
 #: display order: the learned architectures by date, then the classical baselines
-ORDER = ("context-encoder", "glcic", "deepfill-v1", "deepfill-v2", "pconv", "aot-gan", "lama", "telea", "ns", "harmonic")
+ORDER = ("context-encoder", "glcic", "deepfill-v1", "deepfill-v2", "pconv", "aot-gan", "lama", "telea", "ns", "harmonic", "patchmatch")
 
 
 @cache

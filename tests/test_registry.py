@@ -13,7 +13,7 @@ LEARNED = list_archs(learned=True)
 
 
 def test_all_architectures_of_the_design_are_registered():
-    assert list_archs() == ["context-encoder", "glcic", "deepfill-v1", "deepfill-v2", "pconv", "aot-gan", "lama", "telea", "ns", "harmonic"]
+    assert list_archs() == ["context-encoder", "glcic", "deepfill-v1", "deepfill-v2", "pconv", "aot-gan", "lama", "telea", "ns", "harmonic", "patchmatch"]
     with pytest.raises(InpaintError, match="unknown architecture 'nope'"):
         get_arch("nope")
 

@@ -23,7 +23,7 @@ from PIL import Image
 from torch import nn
 
 from inpaint_cli.archs.base import Phase, TrainingRecipe, TrainOptions
-from inpaint_cli.checkpoint import export_release, load_release, load_training_state, save_training_state
+from inpaint_cli.checkpoint import export_release, load_release, load_training_state, save_training_state, training_state_exists
 from inpaint_cli.devices import autocast_dtype, pick_device
 from inpaint_cli.errors import InpaintError
 from inpaint_cli.registry import get_arch, get_config
@@ -471,7 +471,7 @@ def start_training(
         trainer = Trainer(stored, device=device, progress=progress, precision=precision, workers=workers)
         trainer.restore(state)
         return trainer
-    if checkpoint.exists():
+    if training_state_exists(checkpoint):
         raise InpaintError(f"{settings.out_dir} already holds a training run; pass --resume to continue it or pick another --out")
     trainer = Trainer(settings, device=device, progress=progress, precision=precision, workers=workers)
     if settings.init_weights:
