@@ -61,9 +61,7 @@ def convert(
         raise InpaintError(f"unknown --dtype {dtype!r}; use one of {', '.join(DTYPES)}")
     path = resolve_weights(source)
     try:
-        container = read_container(path)
-        official = choose_official(container, arch, config)
-        tensors = official.to_state_dict(container.tensors)
+        kind, official, tensors = _read_official(path, arch, config)
     except InpaintError as error:
         raise InpaintError(f"{path.name}: {error}") from None
     spec = get_arch(official.arch)
@@ -84,7 +82,15 @@ def convert(
         "data": official.data,
         "storage_dtype": dtype,
     }
-    return Converted(official, spec, official.config, model_config, container.kind, stored, metadata, dtype, change)
+    return Converted(official, spec, official.config, model_config, kind, stored, metadata, dtype, change)
+
+
+def _read_official(path: Path, arch: str | None, config: str | None) -> tuple[str, OfficialModel, dict[str, torch.Tensor]]:
+    """The container kind, the official model and our state_dict; the file's other tensors
+    (discriminators, loss networks) are freed on return."""
+    container = read_container(path)
+    official = choose_official(container, arch, config)
+    return container.kind, official, official.to_state_dict(container.tensors)
 
 
 def choose_official(container: Container, arch: str | None, config: str | None) -> OfficialModel:

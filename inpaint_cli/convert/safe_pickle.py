@@ -57,16 +57,16 @@ STORAGE_DTYPES: dict[str, torch.dtype] = {
     "ComplexDoubleStorage": torch.complex128, "UntypedStorage": torch.uint8,
 }
 TORCH_DTYPES: dict[str, torch.dtype] = {
-    str(dtype).removeprefix("torch."): dtype for dtype in {*STORAGE_DTYPES.values(), torch.uint8}
+    str(dtype).removeprefix("torch."): dtype for dtype in STORAGE_DTYPES.values()
 }
 
 
 def runs_code(module: str, name: str) -> bool:
-    """Whether the global `module.name` can run code, open files or reach the interpreter."""
+    """Whether the global `module.name` (Python 3 names) can run code, open files or reach the interpreter."""
     root = module.split(".")[0]
     if root in CODE_RUNNING_MODULES or (module, name) in CODE_RUNNING_NAMES:
         return True
-    if root in ("builtins", "__builtin__"):
+    if root == "builtins":
         return name not in DATA_BUILTINS and name != "type"
     if module == "numpy.testing" or module.startswith("numpy.testing."):
         return True
