@@ -37,7 +37,7 @@ import inpaint_cli.convert as convert_package
 from inpaint_cli.convert import convert, default_output, probe_image, write_converted
 from inpaint_cli.convert.containers import LEGACY_MAGIC
 from inpaint_cli.errors import InpaintError
-from inpaint_cli.fill import Inpainter, resolve_model
+from inpaint_cli.fill import FillOptions, Inpainter, resolve_model
 
 KEYS = Path(__file__).parent / "data" / "official-keys"
 
@@ -218,18 +218,13 @@ def reference_fill(generator: nn.Module, rgb8: np.ndarray, hole: np.ndarray) -> 
 
 def assert_fills_like(out: Path, generator: nn.Module, rgb8: np.ndarray, hole: np.ndarray) -> np.ndarray:
     """`out`, loaded as `fill --weights` loads it, fills like `generator`; known pixels are kept."""
-    filled, _ = Inpainter(resolve_model(None, str(out)), options=_no_blend()).fill(rgb8, hole)
+    options = FillOptions(blend="none", strategy="full")
+    filled, _ = Inpainter(resolve_model(None, str(out)), options=options).fill(rgb8, hole)
     assert np.array_equal(filled[~hole], rgb8[~hole])
     difference = np.abs(filled.astype(int) - reference_fill(generator, rgb8, hole).astype(int))
     assert difference.max() <= 1
     assert np.abs(filled[hole].astype(int) - rgb8[hole].astype(int)).mean() > 1  # the hole was filled
     return filled
-
-
-def _no_blend():
-    from inpaint_cli.fill import FillOptions
-
-    return FillOptions(blend="none", strategy="full")
 
 
 def _box_hole(height: int, width: int) -> np.ndarray:
@@ -283,7 +278,8 @@ def test_torchscript_archive_is_read_without_jit_load(tmp_path, fourier_tensors,
     official = {k: v for k, v in fourier_tensors.items() if k.startswith("generator.")}
     generator = LaMaGenerator(LAMA_CONFIGS["fourier"]).eval()
     generator.load_state_dict({k.removeprefix("generator."): v for k, v in official.items()})
-    traced = torch.jit.trace(TorchScriptWrapper(generator), (torch.rand(1, 3, 32, 32), torch.zeros(1, 1, 32, 32)))
+    example = (torch.rand(1, 3, 32, 32), torch.zeros(1, 1, 32, 32))
+    traced = torch.jit.trace(TorchScriptWrapper(generator), example, check_trace=False)
     path = tmp_path / "lama-fourier.pt"
     traced.save(str(path))
     names = zipfile.ZipFile(path).namelist()
@@ -316,20 +312,20 @@ def test_plain_state_dict(aot_tensors, tmp_path, zipped, smooth_image):
 def test_storage_dtypes_and_the_change_they_cause(aot_file, aot_tensors, tmp_path, monkeypatch):
     monkeypatch.setattr(convert_package, "PROBE_SIDE", 64)  # 128 in use; smaller keeps the test light
     assert convert(aot_file).output_change is None
+    reference = AOTGenerator(AOT_CONFIGS["paper"]).eval()
+    reference.load_state_dict(aot_tensors)
+    image, mask = probe_image(64)
     changes = {}
     for dtype in ("float16", "bfloat16"):
         converted = convert(aot_file, dtype=dtype)
         out = write_converted(converted, tmp_path / f"{dtype}.safetensors")
         assert_lands(out, aot_tensors, "", getattr(torch, dtype))
         # the change reported is what the written file does to the probe image
-        stored, *_ = load_release(out)
-        reference = AOTGenerator(AOT_CONFIGS["paper"]).eval()
-        reference.load_state_dict(aot_tensors)
-        image, mask = probe_image(64)
+        stored, _, _, metadata = load_release(out)
+        assert metadata["storage_dtype"] == dtype
         with torch.no_grad():
             moved = ((stored.inpaint(image, mask) - reference.inpaint(image, mask)).abs() * mask).max().item()
         assert converted.output_change == pytest.approx(moved, abs=1e-6)
-        assert load_release(out)[3]["storage_dtype"] == dtype
         changes[dtype] = converted.output_change
     assert 0 < changes["float16"] < changes["bfloat16"]
     with pytest.raises(InpaintError, match="unknown --dtype 'int8'"):
