@@ -378,7 +378,7 @@ def models(
     from inpaint_cli.archs.base import count_parameters
     from inpaint_cli.checkpoint import read_metadata
     from inpaint_cli.fill import read_manifest, weights_dir
-    from inpaint_cli.registry import get_arch, list_archs
+    from inpaint_cli.registry import critics_for, get_arch, list_archs
 
     rows = []
     for name in list_archs():
@@ -386,7 +386,7 @@ def models(
         for config_name, config in spec.configs.items():
             with torch.device("meta"):
                 generator = spec.build_generator(config)
-                discriminator = spec.build_discriminator(config) if spec.build_discriminator else None
+                discriminator = critics_for(spec, config)
             rows.append({"arch": name, "config": config_name if spec.learned else "-",
                          "default": config_name == spec.default_config and spec.learned,
                          "generator_params": count_parameters(generator),
