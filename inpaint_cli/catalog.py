@@ -11,7 +11,7 @@ from rich.table import Table
 
 from inpaint_cli.archs.base import ArchSpec, count_parameters
 from inpaint_cli.checkpoint import read_metadata
-from inpaint_cli.registry import get_arch, list_archs
+from inpaint_cli.registry import critics_for, get_arch, list_archs
 from inpaint_cli.weights import read_manifest, weights_dir
 
 
@@ -30,7 +30,7 @@ class Catalog:
 def _critic_parameters(spec: ArchSpec, config) -> int:
     """Parameters of the critics training builds for `config` (0 for none); built on the meta device."""
     with torch.device("meta"):
-        return count_parameters(spec.build_discriminator(config) if spec.build_discriminator else None)
+        return count_parameters(critics_for(spec, config))
 
 
 def catalog() -> Catalog:

@@ -2,8 +2,10 @@
 
 Every mask is a bool H x W array, True = hole. A kind is a name with optional parameters after a
 colon ("irregular:20-30"). Evaluation kinds have fixed ids for `eval_rng` (never renumber; new kinds
-take new numbers); the training kinds follow the papers' recipes. Sizes written for 256 x 256 in the
-papers scale with the image side S = min(H, W) relative to 256 (ARCHITECTURES.md §1-§4, §7).
+take new numbers). Each paper's training holes live in its file under `archs/` (`ArchSpec.
+training_masks`), built from the helpers here, and `draw_mask` draws them by name too. Sizes written
+for 256 x 256 in the papers scale with the image side S = min(H, W) relative to 256
+(ARCHITECTURES.md §1-§4, §7).
 """
 
 from __future__ import annotations
@@ -34,9 +36,9 @@ KIND_IDS: dict[str, int] = {
 
 _REFERENCE_SIDE = 256  # the papers' training size; lengths and widths scale with S / 256
 _MIN_SIDE = 4
-_MAX_ATTEMPTS = 10_000  # redraw cap for the generators that reject; reached only by impossible bands
+MAX_ATTEMPTS = 10_000  # redraw cap for the generators that reject; reached only by impossible bands
 
-Generator = Callable[[np.random.Generator, int, int, str], np.ndarray]
+MaskGenerator = Callable[[np.random.Generator, int, int, str], np.ndarray]
 
 
 # ------------------------------------------------------------------------------------- rectangles
@@ -155,24 +157,24 @@ def plan_fill(
 # -------------------------------------------------------------------------------- shared helpers
 
 
-def _side(height: int, width: int) -> int:
+def side_of(height: int, width: int) -> int:
     return min(height, width)
 
 
-def _scale(height: int, width: int) -> float:
-    return _side(height, width) / _REFERENCE_SIDE
+def reference_scale(height: int, width: int) -> float:
+    return side_of(height, width) / _REFERENCE_SIDE
 
 
-def _no_parameters(kind: str, parameters: str) -> None:
+def no_parameters(kind: str, parameters: str) -> None:
     if parameters:
         raise InpaintError(f"mask kind {kind!r} takes no parameters, got {parameters!r}")
 
 
-def _hole_ratio(canvas: np.ndarray) -> float:
+def hole_ratio(canvas: np.ndarray) -> float:
     return np.count_nonzero(canvas) / canvas.size
 
 
-def _place_rect(height: int, width: int, top: int, left: int, rect_h: int, rect_w: int) -> np.ndarray:
+def place_rect(height: int, width: int, top: int, left: int, rect_h: int, rect_w: int) -> np.ndarray:
     mask = np.zeros((height, width), dtype=bool)
     mask[top : top + rect_h, left : left + rect_w] = True
     return mask
@@ -183,19 +185,19 @@ def _place_rect(height: int, width: int, top: int, left: int, rect_h: int, rect_
 
 def _box(rng: np.random.Generator, height: int, width: int, parameters: str) -> np.ndarray:
     """The protocol's box: sides in [ceil(S/4), floor(S/2)], placed uniformly (DESIGN.md step 2)."""
-    _no_parameters("box", parameters)
-    side = _side(height, width)
+    no_parameters("box", parameters)
+    side = side_of(height, width)
     box_w, box_h = rng.integers(-(-side // 4), side // 2 + 1, size=2)  # -(-a // b) = ceil(a / b)
     x = rng.integers(0, width - box_w + 1)
     y = rng.integers(0, height - box_h + 1)
-    return _place_rect(height, width, int(y), int(x), int(box_h), int(box_w))
+    return place_rect(height, width, int(y), int(x), int(box_h), int(box_w))
 
 
-def _center(rng: np.random.Generator, height: int, width: int, parameters: str) -> np.ndarray:
+def center(rng: np.random.Generator, height: int, width: int, parameters: str) -> np.ndarray:
     """The centred square of side S/2 (Context Encoder's centre region, ARCHITECTURES.md §1)."""
-    _no_parameters("center", parameters)
-    side = _side(height, width) // 2
-    return _place_rect(height, width, (height - side) // 2, (width - side) // 2, side, side)
+    no_parameters("center", parameters)
+    side = side_of(height, width) // 2
+    return place_rect(height, width, (height - side) // 2, (width - side) // 2, side, side)
 
 
 def _parse_band(parameters: str) -> tuple[float, float]:
@@ -216,7 +218,7 @@ def _parse_band(parameters: str) -> tuple[float, float]:
 def _draw_irregular_element(canvas: np.ndarray, rng: np.random.Generator, size_factor: float) -> None:
     """One random-walk stroke (thick segments, round caps = round joints) or one filled ellipse."""
     height, width = canvas.shape
-    side = _side(height, width) * size_factor
+    side = side_of(height, width) * size_factor
     if rng.random() < 0.75:
         thickness = max(1, round(rng.uniform(0.02, 0.09) * side))
         x, y = rng.uniform(0, width), rng.uniform(0, height)
@@ -248,10 +250,10 @@ def _irregular(rng: np.random.Generator, height: int, width: int, parameters: st
     target = min(max(rng.uniform(low, high), 1 / pixels), math.floor(high * pixels) / pixels)
     canvas = np.zeros((height, width), dtype=np.uint8)
     size_factor = 1.0
-    for _ in range(_MAX_ATTEMPTS):
+    for _ in range(MAX_ATTEMPTS):
         candidate = canvas.copy()
         _draw_irregular_element(candidate, rng, size_factor)
-        ratio = _hole_ratio(candidate)
+        ratio = hole_ratio(candidate)
         if ratio > high:
             size_factor *= 0.8
             continue
@@ -261,12 +263,12 @@ def _irregular(rng: np.random.Generator, height: int, width: int, parameters: st
     raise InpaintError(f"irregular:{parameters}: could not draw a mask in that band at {width}x{height}")
 
 
-def _brush_strokes(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+def brush_strokes(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     """DeepFill v2's `brush_stroke_mask` (ARCHITECTURES.md §4), widths scaled by S / 256."""
     canvas = np.zeros((height, width), dtype=np.uint8)
     mean_angle, angle_range = 2 * math.pi / 5, 2 * math.pi / 15
     average_radius = math.sqrt(height * height + width * width) / 8
-    scale = _scale(height, width)
+    scale = reference_scale(height, width)
     for _ in range(rng.integers(1, 4)):
         vertex_count = int(rng.integers(4, 12))
         angle_min = mean_angle - rng.uniform(0, angle_range)
@@ -289,8 +291,8 @@ def _brush_strokes(rng: np.random.Generator, height: int, width: int) -> np.ndar
 
 
 def _freeform(rng: np.random.Generator, height: int, width: int, parameters: str) -> np.ndarray:
-    _no_parameters("freeform", parameters)
-    return _brush_strokes(rng, height, width)
+    no_parameters("freeform", parameters)
+    return brush_strokes(rng, height, width)
 
 
 # ------------------------------------------------------------------------------------------ LaMa
@@ -326,12 +328,12 @@ class LamaMaskConfig:
     max_tamper_area: float  # masks covering more are redrawn (gen_mask_dataset.py)
 
 
-# ARCHITECTURES.md §7 table: configs/data_gen/random_*_256.yaml and data/abl-04-256-mh-dist.yaml.
+# ARCHITECTURES.md §7 table: configs/data_gen/random_*_256.yaml (LaMa's training holes, from
+# data/abl-04-256-mh-dist.yaml, are `inpaint_cli.archs.lama.LAMA_TRAIN`).
 LAMA_CONFIGS: dict[str, LamaMaskConfig] = {
     "lama-thin": LamaMaskConfig(LamaStrokes(4, 50, 10, 40), None, 0.5),
     "lama-medium": LamaMaskConfig(LamaStrokes(4, 5, 50, 100), LamaBoxes(0.3, 0, 10, 50, 1, 5), 0.5),
     "lama-thick": LamaMaskConfig(LamaStrokes(1, 5, 100, 200), LamaBoxes(0.3, 10, 30, 150, 1, 3), 0.5),
-    "lama-train": LamaMaskConfig(LamaStrokes(1, 5, 100, 200), LamaBoxes(1.0, 10, 30, 150, 1, 4), 1.0),
 }
 
 
@@ -342,7 +344,7 @@ def _lama_strokes(rng: np.random.Generator, height: int, width: int, config: Lam
     [min_times, max_times + 1]; that effective range is kept here.
     """
     canvas = np.zeros((height, width), dtype=np.uint8)
-    scale = _scale(height, width)
+    scale = reference_scale(height, width)
     for stroke in range(rng.integers(config.min_times, config.max_times + 2)):
         x, y = int(rng.integers(width)), int(rng.integers(height))
         for _ in range(1 + rng.integers(5)):
@@ -361,7 +363,7 @@ def _lama_strokes(rng: np.random.Generator, height: int, width: int, config: Lam
 def _lama_boxes(rng: np.random.Generator, height: int, width: int, config: LamaBoxes) -> np.ndarray:
     """Axis-aligned boxes, sides uniform in [min_size, max_size] (capped to fit inside the margin)."""
     mask = np.zeros((height, width), dtype=bool)
-    scale = _scale(height, width)
+    scale = reference_scale(height, width)
     margin = round(config.margin * scale)
     largest = max(1, min(round(config.max_size * scale), height - 2 * margin, width - 2 * margin))
     margin = min(margin, (min(height, width) - largest) // 2)
@@ -374,19 +376,19 @@ def _lama_boxes(rng: np.random.Generator, height: int, width: int, config: LamaB
     return mask
 
 
-def _lama(kind: str) -> Generator:
-    config = LAMA_CONFIGS[kind]
+def lama_kind(kind: str, config: LamaMaskConfig) -> MaskGenerator:
+    """A mask kind named `kind` drawing LaMa's mixed masks with `config`."""
 
     def draw(rng: np.random.Generator, height: int, width: int, parameters: str) -> np.ndarray:
         """LaMa's mixed generator: strokes, or boxes with probability proba / (1 + proba)."""
-        _no_parameters(kind, parameters)
+        no_parameters(kind, parameters)
         box_share = 0.0 if config.boxes is None else config.boxes.proba / (1 + config.boxes.proba)
-        for _ in range(_MAX_ATTEMPTS):
+        for _ in range(MAX_ATTEMPTS):
             if config.boxes is not None and rng.random() < box_share:
                 mask = _lama_boxes(rng, height, width, config.boxes)
             else:
                 mask = _lama_strokes(rng, height, width, config.strokes)
-            if 0 < _hole_ratio(mask) <= config.max_tamper_area:
+            if 0 < hole_ratio(mask) <= config.max_tamper_area:
                 return mask
         raise InpaintError(f"{kind}: could not draw a mask at {width}x{height}")
 
@@ -394,88 +396,27 @@ def _lama(kind: str) -> Generator:
     return draw
 
 
-# ------------------------------------------------------------------------------- training kinds
-
-
-def _glcic_box(rng: np.random.Generator, height: int, width: int, parameters: str) -> np.ndarray:
-    """GLCIC: one rectangle, each side uniform in [96, 128] * S / 256, placed randomly (§2)."""
-    _no_parameters("glcic-box", parameters)
-    scale = _scale(height, width)
-    low, high = max(1, round(96 * scale)), max(1, round(128 * scale))
-    box_h = min(int(rng.integers(low, high + 1)), height)
-    box_w = min(int(rng.integers(low, high + 1)), width)
-    top = int(rng.integers(0, height - box_h + 1))
-    left = int(rng.integers(0, width - box_w + 1))
-    return _place_rect(height, width, top, left, box_h, box_w)
-
-
-def _deepfill_bbox_mask(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
-    """DeepFill v1 `random_bbox` + `bbox2mask` (§3): a 128 * S / 256 bbox placed uniformly, each
-    side shrunk by the same random 0..16 * S / 256 top and bottom (and left and right)."""
-    scale = _scale(height, width)
-    bbox = min(max(1, round(128 * scale)), height, width)
-    max_shrink = min(round(16 * scale), (bbox - 1) // 2)
-    top = int(rng.integers(0, height - bbox + 1))
-    left = int(rng.integers(0, width - bbox + 1))
-    shrink_h = int(rng.integers(0, max_shrink + 1))
-    shrink_w = int(rng.integers(0, max_shrink + 1))
-    return _place_rect(
-        height, width, top + shrink_h, left + shrink_w, bbox - 2 * shrink_h, bbox - 2 * shrink_w
-    )
-
-
-def _deepfill_bbox(rng: np.random.Generator, height: int, width: int, parameters: str) -> np.ndarray:
-    _no_parameters("deepfill-bbox", parameters)
-    return _deepfill_bbox_mask(rng, height, width)
-
-
-def _deepfill_v2(rng: np.random.Generator, height: int, width: int, parameters: str) -> np.ndarray:
-    """DeepFill v2 training masks: brush strokes united with the v1 bbox mask (§4)."""
-    _no_parameters("deepfill-v2", parameters)
-    return _brush_strokes(rng, height, width) | _deepfill_bbox_mask(rng, height, width)
-
-
-def _ce_random(rng: np.random.Generator, height: int, width: int, parameters: str) -> np.ndarray:
-    """Context Encoder random region (§1, `train_random.lua`): uniform noise at 0.06 samples per
-    pixel, upsampled bicubically, thresholded at 0.25, redrawn until 20-30 % is hole.
-
-    The official code cuts 128 x 128 windows from one 10000^2 pattern; here only the window is
-    computed, with the noise cell (1 / 0.06 px at 128) scaled to the window's side.
-    """
-    _no_parameters("ce-random", parameters)
-    cell = _side(height, width) / 128 / 0.06
-    rows, cols = math.ceil(height / cell) + 4, math.ceil(width / cell) + 4
-    out_h, out_w = round(rows * cell), round(cols * cell)
-    for _ in range(_MAX_ATTEMPTS):
-        noise = rng.random((rows, cols), dtype=np.float32)
-        pattern = cv2.resize(noise, (out_w, out_h), interpolation=cv2.INTER_CUBIC)
-        top = int(rng.integers(0, out_h - height + 1))
-        left = int(rng.integers(0, out_w - width + 1))
-        mask = pattern[top : top + height, left : left + width] < 0.25
-        if 0.20 < _hole_ratio(mask) < 0.30:
-            return mask
-    raise InpaintError(f"ce-random: could not draw a mask at {width}x{height}")
-
-
 # ----------------------------------------------------------------------------------- public API
 
-_GENERATORS: dict[str, Generator] = {
+_GENERATORS: dict[str, MaskGenerator] = {
     "box": _box,
-    "center": _center,
+    "center": center,
     "irregular": _irregular,
     "freeform": _freeform,
-    **{kind: _lama(kind) for kind in LAMA_CONFIGS},
-    "glcic-box": _glcic_box,
-    "deepfill-bbox": _deepfill_bbox,
-    "deepfill-v2": _deepfill_v2,
-    "ce-center": _center,
-    "ce-random": _ce_random,
+    **{kind: lama_kind(kind, config) for kind, config in LAMA_CONFIGS.items()},
 }
+
+
+def _all_generators() -> dict[str, MaskGenerator]:
+    """The generic and evaluation kinds, then each paper's training holes (in its `archs/` file)."""
+    from inpaint_cli.registry import training_mask_kinds
+
+    return _GENERATORS | training_mask_kinds()
 
 
 def mask_kinds() -> list[str]:
     """Names accepted by `draw_mask` (evaluation kinds first); `irregular` takes `:LO-HI` percent."""
-    return list(_GENERATORS)
+    return list(_all_generators())
 
 
 def _split_kind(kind: str) -> tuple[str, str]:
@@ -494,11 +435,12 @@ def eval_rng(seed: int, index: int, kind: str) -> np.random.Generator:
 def draw_mask(kind: str, rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     """A bool height x width mask (True = hole) of `kind`, drawn from `rng`."""
     name, parameters = _split_kind(kind)
-    if name not in _GENERATORS:
-        raise InpaintError(f"unknown mask kind {name!r}; known: {', '.join(_GENERATORS)}")
+    generators = _GENERATORS if name in _GENERATORS else _all_generators()
+    if name not in generators:
+        raise InpaintError(f"unknown mask kind {name!r}; known: {', '.join(generators)}")
     if min(height, width) < _MIN_SIDE:
         raise InpaintError(f"masks need at least {_MIN_SIDE}x{_MIN_SIDE} pixels, got {width}x{height}")
-    return _GENERATORS[name](rng, height, width, parameters)
+    return generators[name](rng, height, width, parameters)
 
 
 def generate_mask_set(

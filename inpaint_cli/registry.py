@@ -1,20 +1,27 @@
 """Architecture names -> `ArchSpec`, discovered from the modules of `inpaint_cli.archs`.
 
 Each architecture module exposes `SPECS`, a tuple of `ArchSpec`; a new file under `archs/` is
-registered (and tested by the registry-wide tests) the moment it exists, as in timm.
+registered (and tested by the registry-wide tests) the moment it exists, as in timm. Modules whose
+name starts with an underscore (`archs/_deepfill.py`: code two architectures share) and `base` are
+not architectures. Specs are listed by their `order`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import pkgutil
+import warnings
 from functools import cache
+from typing import TYPE_CHECKING, Any
 
-from inpaint_cli.archs.base import ArchSpec
+from torch import nn
+
+from inpaint_cli.archs.base import DEFAULT_TRAIN_OPTIONS, ArchSpec, TrainOptions
 from inpaint_cli.errors import InpaintError
 
-#: display order: the learned architectures by date, then the classical baselines
-ORDER = ("context-encoder", "glcic", "deepfill-v1", "deepfill-v2", "pconv", "aot-gan", "lama", "telea", "ns", "harmonic", "patchmatch")
+if TYPE_CHECKING:
+    from inpaint_cli.masks import MaskGenerator
 
 
 @cache
@@ -23,15 +30,14 @@ def _specs() -> dict[str, ArchSpec]:
 
     specs: dict[str, ArchSpec] = {}
     for module_info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
-        if module_info.name == "base":
+        if module_info.name == "base" or module_info.name.startswith("_"):
             continue
         module = importlib.import_module(f"{package.__name__}.{module_info.name}")
         for spec in getattr(module, "SPECS", ()):
             if spec.name in specs:
                 raise RuntimeError(f"architecture {spec.name!r} registered twice")
             specs[spec.name] = spec
-    rank = {name: index for index, name in enumerate(ORDER)}
-    return dict(sorted(specs.items(), key=lambda item: (rank.get(item[0], len(ORDER)), item[0])))
+    return dict(sorted(specs.items(), key=lambda item: (item[1].order, item[0])))
 
 
 def list_archs(learned: bool | None = None) -> list[str]:
@@ -55,3 +61,31 @@ def get_config(spec: ArchSpec, config_name: str | None):
         return spec.config(config_name)
     except KeyError as error:
         raise InpaintError(str(error.args[0])) from None
+
+
+def critics_for(spec: ArchSpec, config: Any, options: TrainOptions | None = None) -> nn.Module | None:
+    """The critic(s) the training recipe builds for `config` (None: it trains without one).
+
+    `options` defaults to what `inpaint train` uses without flags (`DEFAULT_TRAIN_OPTIONS`, at the
+    config's own window for a fixed-input network), so `inpaint models` reports what training builds.
+    """
+    if spec.recipe is None:
+        return None
+    if options is None:
+        size = spec.recipe.required_size(config) or DEFAULT_TRAIN_OPTIONS.size
+        options = dataclasses.replace(DEFAULT_TRAIN_OPTIONS, size=size)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # a missing perceptual backbone: not a critic
+        return spec.recipe(config, options).build_discriminator()
+
+
+@cache
+def training_mask_kinds() -> dict[str, MaskGenerator]:
+    """Every architecture's training-hole kinds (`ArchSpec.training_masks`), in display order."""
+    kinds: dict[str, MaskGenerator] = {}
+    for spec in _specs().values():
+        for kind, generator in spec.training_masks.items():
+            if kind in kinds:
+                raise RuntimeError(f"training mask kind {kind!r} registered twice")
+            kinds[kind] = generator
+    return kinds

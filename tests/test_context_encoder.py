@@ -19,6 +19,7 @@ from inpaint_cli.archs.context_encoder import (
     ContextEncoderRecipe,
 )
 from inpaint_cli.layers.channelwise_fc import ChannelwiseFC
+from inpaint_cli.registry import critics_for
 
 SMALL_CENTRE = ContextEncoderConfig(channels=8, bottleneck=32, discriminator_channels=8)
 
@@ -37,7 +38,7 @@ def _centre_hole(batch: int = 2, size: int = 128) -> torch.Tensor:
 def test_paper_parameter_counts(config: str, generator_count: int, discriminator_count: int) -> None:
     with torch.device("meta"):
         generator = SPECS[0].build_generator(CONFIGS[config])
-        discriminator = SPECS[0].build_discriminator(CONFIGS[config])
+        discriminator = critics_for(SPECS[0], CONFIGS[config])
         latent = generator.bottleneck[0](generator.encoder(torch.zeros(1, 3, 128, 128)))
     assert count_parameters(generator) == generator_count
     assert count_parameters(discriminator) == discriminator_count
@@ -60,7 +61,7 @@ def test_channelwise_fc_configs_count(
     """The channel-wise FC bottleneck: per-channel 16 x 16 matrices, a 1 x 1 mix (with bias), BN."""
     with torch.device("meta"):
         generator = SPECS[0].build_generator(CONFIGS[config])
-        discriminator = SPECS[0].build_discriminator(CONFIGS[config])
+        discriminator = critics_for(SPECS[0], CONFIGS[config])
     width = fc // 4**4
     assert count_parameters(generator.encoder) == encoder
     assert count_parameters(generator.bottleneck) == fc + width * width + width + 2 * width

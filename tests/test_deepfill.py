@@ -9,10 +9,11 @@ import torch.nn.functional as F
 from helpers import gradient_image, train_on_fixed_batch
 
 from inpaint_cli.archs import deepfill_v1, deepfill_v2
+from inpaint_cli.archs._deepfill import spatial_discount
 from inpaint_cli.archs.base import TrainOptions, count_parameters
 from inpaint_cli.layers.crops import hole_patch_corners
-from inpaint_cli.layers.deepfill import spatial_discount
 from inpaint_cli.layers.gated_conv import GatedConv2d
+from inpaint_cli.registry import critics_for
 
 MODULES = {"deepfill-v1": deepfill_v1, "deepfill-v2": deepfill_v2}
 
@@ -25,7 +26,7 @@ def test_v1_paper_parameter_counts() -> None:
     spec = _spec("deepfill-v1")
     with torch.device("meta"):
         generator = spec.build_generator(spec.config("paper"))
-        critics = spec.build_discriminator(spec.config("paper"))
+        critics = critics_for(spec, spec.config("paper"), TrainOptions(size=256, batch=1, steps=1))
     assert count_parameters(generator) == 3_601_542
     assert count_parameters(generator.coarse) + count_parameters(generator.coarse_rgb) == 1_448_227
     assert count_parameters(critics.local_critic) == 4_339_329
@@ -37,7 +38,7 @@ def test_v2_paper_parameter_counts() -> None:
     with torch.device("meta"):
         generator = spec.build_generator(spec.config("paper"))
     # on the CPU: spectral norm's power iterations are slow on the meta device
-    discriminator = spec.build_discriminator(spec.config("paper"))
+    discriminator = critics_for(spec, spec.config("paper"))
     with torch.no_grad():
         scores = discriminator(torch.zeros(1, 3, 256, 256), torch.zeros(1, 1, 256, 256))
     assert count_parameters(generator) == 4_052_478

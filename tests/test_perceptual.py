@@ -13,13 +13,10 @@ from inpaint_cli.layers.perceptual import (
     FrozenBackbone,
     ResNet50Dilated,
     VGGFeatures,
-    feature_l1,
-    feature_mse,
-    gram_matrix,
     load_backbone,
     optional_backbone,
-    style_l1,
 )
+from inpaint_cli.losses.perceptual import feature_l1, feature_mse, gram_matrix, style_l1
 
 
 def _save(module: nn.Module, path, extra: dict[str, torch.Tensor] | None = None, drop=()):

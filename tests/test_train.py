@@ -15,8 +15,8 @@ from inpaint_cli.fill import Inpainter, LoadedModel
 from inpaint_cli.registry import list_archs
 from inpaint_cli.train import TrainSettings, start_training
 from inpaint_cli.train.data import BatchPrefetcher, BatchSampler, ImageCache, as_tensors, find_training_images
-from inpaint_cli.train.loop import BATCH_NORM_IMAGES, BATCH_NORM_STREAM
 from inpaint_cli.train.ema import WeightAverage
+from inpaint_cli.train.export import BATCH_NORM_IMAGES, BATCH_NORM_STREAM
 
 
 @pytest.fixture(scope="module")

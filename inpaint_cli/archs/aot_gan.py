@@ -34,7 +34,8 @@ from torch import nn
 from inpaint_cli.archs.base import ArchSpec, InpaintModel, Phase, TrainingRecipe, TrainOptions
 from inpaint_cli.layers.aot_block import AOTBlock
 from inpaint_cli.layers.patchgan import PatchDiscriminator
-from inpaint_cli.layers.perceptual import VGGFeatures, feature_l1, optional_backbone, style_l1
+from inpaint_cli.layers.perceptual import VGGFeatures, optional_backbone
+from inpaint_cli.losses.perceptual import feature_l1, style_l1
 
 PERCEPTUAL_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 STYLE_LAYERS = ("relu2_2", "relu3_4", "relu4_4", "relu5_2")
@@ -247,9 +248,9 @@ SPECS = (
         title="Zeng et al., IEEE TVCG 2022",
         input_note="any H x W from 36 px (multiple of 4, padded); RGB in [-1, 1], hole = 1, + mask",
         build_generator=AOTGenerator,
+        order=60,
         configs=CONFIGS,
         default_config="half",
-        build_discriminator=build_discriminator,
         recipe=AOTGANRecipe,
     ),
 )

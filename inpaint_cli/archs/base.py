@@ -12,10 +12,13 @@ import typing
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from inpaint_cli.masks import MaskGenerator
 
 
 class InpaintModel(nn.Module):
@@ -61,6 +64,10 @@ class TrainOptions:
     backbone: str | None = None  # safetensors file of a pretrained backbone (perceptual losses)
 
 
+#: what `inpaint train` passes a recipe when no flag says otherwise (`TrainSettings`' defaults)
+DEFAULT_TRAIN_OPTIONS = TrainOptions(size=128, batch=16, steps=20_000)
+
+
 Logs = dict[str, float]
 
 
@@ -89,7 +96,14 @@ class TrainingRecipe(ABC):
     def phases(self) -> list[Phase]:
         """The schedule; lengths scale with `options.steps` unless `options.phase_steps` is set."""
 
+    @classmethod
+    def required_size(cls, config: Any) -> int | None:
+        """The one `options.size` this config trains at (a fixed-input network), or None: any."""
+        return None
+
     def build_discriminator(self) -> nn.Module | None:
+        """The critic(s) training uses (None: none); `inpaint models` reports the same through
+        `inpaint_cli.registry.critics_for`."""
         return None
 
     def enter_phase(
@@ -177,10 +191,12 @@ class ArchSpec:
     title: str  # paper, short: "Iizuka et al., SIGGRAPH 2017"
     input_note: str  # input constraints, one line, for `inpaint models`
     build_generator: Callable[[Any], InpaintModel]
+    order: int  # display position (`inpaint models`, `--arch` lists): learned by date, then classical
     configs: Mapping[str, Any] = field(default_factory=dict)  # name -> config dataclass
     default_config: str | None = None  # the best config: what `--arch NAME` means
-    build_discriminator: Callable[[Any], nn.Module | None] | None = None
     recipe: Callable[[Any, TrainOptions], TrainingRecipe] | None = None
+    #: the paper's training holes, kind name -> generator (`TrainingRecipe.mask_kinds` names them)
+    training_masks: Mapping[str, MaskGenerator] = field(default_factory=dict)
     learned: bool = True
     post_processing: str = "none"  # the paper's own post-processing: `--blend auto` unless a release records another
 

@@ -55,13 +55,14 @@ SPECS = tuple(
         title=title,
         input_note="any H x W; uint8 RGB",
         build_generator=ClassicalInpainter,
+        order=order,  # after every learned architecture
         configs={"default": ClassicalConfig(name)},
         default_config="default",
         learned=False,
     )
-    for name, title in (
-        ("telea", "Telea, J. Graphics Tools 2004 (OpenCV INPAINT_TELEA)"),
-        ("ns", "Bertalmio et al., CVPR 2001 (OpenCV INPAINT_NS)"),
-        ("harmonic", "membrane interpolant (Poisson blending of a flat fill, Pérez et al. 2003)"),
+    for order, name, title in (
+        (100, "telea", "Telea, J. Graphics Tools 2004 (OpenCV INPAINT_TELEA)"),
+        (101, "ns", "Bertalmio et al., CVPR 2001 (OpenCV INPAINT_NS)"),
+        (102, "harmonic", "membrane interpolant (Poisson blending of a flat fill, Pérez et al. 2003)"),
     )
 )

@@ -18,13 +18,17 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+import cv2
+import numpy as np
 import torch
 from torch import nn
 
 from inpaint_cli.archs.base import ArchSpec, InpaintModel, Phase, TrainingRecipe, TrainOptions
-from inpaint_cli.layers.adversarial import bce_discriminator_loss, bce_generator_loss
 from inpaint_cli.layers.channelwise_fc import ChannelwiseFC
-from inpaint_cli.layers.reconstruction import check_reconstruction, pixel_penalty
+from inpaint_cli.losses.adversarial import bce_discriminator_loss, bce_generator_loss
+from inpaint_cli.errors import InpaintError
+from inpaint_cli.losses.reconstruction import check_reconstruction, pixel_penalty
+from inpaint_cli.masks import MAX_ATTEMPTS, center, hole_ratio, no_parameters, side_of
 
 
 @dataclass(frozen=True)
@@ -201,12 +205,16 @@ class ContextEncoderRecipe(TrainingRecipe):
     def __init__(self, config: ContextEncoderConfig, options: TrainOptions) -> None:
         super().__init__(config, options)
         check_reconstruction(config.reconstruction)
-        if options.size != config.image_size:
+        if options.size != self.required_size(config):
             raise ValueError(
                 f"context-encoder trains on its {config.image_size} x {config.image_size} window:"
                 f" pass --size {config.image_size}"
             )
         self.mask_kinds = (("ce-center", 1.0),) if config.region == "center" else (("ce-random", 1.0),)
+
+    @classmethod
+    def required_size(cls, config: ContextEncoderConfig) -> int:
+        return config.image_size
 
     def phases(self) -> list[Phase]:
         if self.config.adversarial_weight == 0:  # reconstruction only: the paper's L2 ablation
@@ -283,6 +291,28 @@ class ContextEncoderRecipe(TrainingRecipe):
 _RANDOM_FC = ContextEncoderConfig(region="random", bottleneck_kind="channelwise-fc")
 _HALF_FC = replace(_RANDOM_FC, channels=32, discriminator_channels=32)
 
+def random_region(rng: np.random.Generator, height: int, width: int, parameters: str) -> np.ndarray:
+    """Context Encoder random region (§1, `train_random.lua`): uniform noise at 0.06 samples per
+    pixel, upsampled bicubically, thresholded at 0.25, redrawn until 20-30 % is hole.
+
+    The official code cuts 128 x 128 windows from one 10000^2 pattern; here only the window is
+    computed, with the noise cell (1 / 0.06 px at 128) scaled to the window's side.
+    """
+    no_parameters("ce-random", parameters)
+    cell = side_of(height, width) / 128 / 0.06
+    rows, cols = math.ceil(height / cell) + 4, math.ceil(width / cell) + 4
+    out_h, out_w = round(rows * cell), round(cols * cell)
+    for _ in range(MAX_ATTEMPTS):
+        noise = rng.random((rows, cols), dtype=np.float32)
+        pattern = cv2.resize(noise, (out_w, out_h), interpolation=cv2.INTER_CUBIC)
+        top = int(rng.integers(0, out_h - height + 1))
+        left = int(rng.integers(0, out_w - width + 1))
+        mask = pattern[top : top + height, left : left + width] < 0.25
+        if 0.20 < hole_ratio(mask) < 0.30:
+            return mask
+    raise InpaintError(f"ce-random: could not draw a mask at {width}x{height}")
+
+
 CONFIGS = {
     "paper": ContextEncoderConfig(),
     "paper-random": ContextEncoderConfig(region="random"),
@@ -310,9 +340,10 @@ SPECS = (
         input_note="fixed windows around each hole (128 x 128; tiny: 64), mean-colour fill;"
         " paper (centre): holes inside the centred 64 x 64 only",
         build_generator=ContextEncoder,
+        order=10,
         configs=CONFIGS,
         default_config="half-fc-rec-flat",  # the bundled weights' config (weights/README.md)
-        build_discriminator=ContextEncoderDiscriminator,
         recipe=ContextEncoderRecipe,
+        training_masks={"ce-center": center, "ce-random": random_region},
     ),
 )

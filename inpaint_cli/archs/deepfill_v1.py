@@ -3,7 +3,7 @@ Attention", CVPR 2018; ARCHITECTURES.md §3).
 
 A coarse dilated encoder-decoder, then a refinement network whose two branches (dilated convs and
 contextual attention) are merged; plain convolutions with ELU, outputs clipped to [-1, 1], input
-`cat(x_in, ones, mask)` at both stages (`inpaint_cli.layers.deepfill`). Trained with L1 losses and
+`cat(x_in, ones, mask)` at both stages (`inpaint_cli.archs._deepfill`). Trained with L1 losses and
 a WGAN-GP with a global and a local critic, gradient penalties restricted to hole pixels, 5 critic
 steps per generator step, Adam lr 1e-4, betas (0.5, 0.9) (official `inpaint.yml`, `v1.0.0`).
 
@@ -22,26 +22,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
-from inpaint_cli.archs.base import ArchSpec, InpaintModel, Phase, TrainingRecipe, TrainOptions
-from inpaint_cli.layers.adversarial import wgan_gradient_penalty
-from inpaint_cli.layers.crops import crop, hole_patch_corners
-from inpaint_cli.layers.deepfill import (
+from inpaint_cli.archs._deepfill import (
     CoarseToFineInpainter,
     CoarseToFineTraining,
-    ConvActivation,
+    deepfill_bbox_mask,
     glorot_init,
     spatial_discount,
 )
+from inpaint_cli.archs.base import ArchSpec, InpaintModel, Phase, TrainOptions
+from inpaint_cli.layers.conv_activation import ConvActivation
+from inpaint_cli.layers.crops import crop, hole_patch_corners
+from inpaint_cli.losses.adversarial import wgan_gradient_penalty
+from inpaint_cli.masks import no_parameters
 
 
 @dataclass(frozen=True)
 class DeepFillV1Config:
     channels: int = 32  # cnum of the generator
     critic_channels: int = 64  # width of the critics' first conv
-    train_size: int = 256  # the critics' input: global train_size^2, local (train_size / 2)^2
+    train_size: int = 256  # the paper's training size; the critics follow `--size` (global size^2, local (size / 2)^2)
     softmax_scale: float = 10.0  # contextual attention
     discount_gamma: float = 0.99  # paper, issue 3; official inpaint.yml: 0.9
     coarse_l1_weight: float = 1.2  # COARSE_L1_ALPHA: stage-1 L1 relative to stage 2
@@ -102,11 +105,7 @@ class DeepFillV1Critics(nn.Module):
         return self.global_critic(image), self.local_critic(patch)
 
 
-def build_critics(config: DeepFillV1Config) -> DeepFillV1Critics:
-    return DeepFillV1Critics(config.critic_channels, config.train_size)
-
-
-class DeepFillV1Recipe(CoarseToFineTraining, TrainingRecipe):
+class DeepFillV1Recipe(CoarseToFineTraining):
     """WGAN-GP, local + global critics, 5 critic steps per generator step, bbox holes; an
     optional L1-only first phase (`phases`).
 
@@ -185,6 +184,11 @@ class DeepFillV1Recipe(CoarseToFineTraining, TrainingRecipe):
         return loss, logs
 
 
+def deepfill_bbox(rng: np.random.Generator, height: int, width: int, parameters: str) -> np.ndarray:
+    no_parameters("deepfill-bbox", parameters)
+    return deepfill_bbox_mask(rng, height, width)
+
+
 CONFIGS = {
     "paper": DeepFillV1Config(),
     "half": DeepFillV1Config(channels=16, critic_channels=32),
@@ -197,9 +201,10 @@ SPECS = (
         title="Yu et al., CVPR 2018",
         input_note="any size (padded to a multiple of 8); RGB + ones + mask",
         build_generator=DeepFillV1,
+        order=30,
         configs=CONFIGS,
         default_config="half",  # the bundled weights' config (weights/README.md)
-        build_discriminator=build_critics,
         recipe=DeepFillV1Recipe,
+        training_masks={"deepfill-bbox": deepfill_bbox},
     ),
 )

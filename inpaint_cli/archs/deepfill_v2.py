@@ -2,7 +2,7 @@
 Convolution", ICCV 2019; ARCHITECTURES.md §4).
 
 DeepFill v1's coarse-to-fine generator and contextual attention with every convolution gated
-(`inpaint_cli.layers.deepfill` with `GatedConv2d`: output = half the conv width), tanh outputs and
+(`inpaint_cli.archs._deepfill` with `GatedConv2d`: output = half the conv width), tanh outputs and
 a 3-channel stage-2 input. One spectral-normalised PatchGAN (SN-PatchGAN) on `cat(image, mask)`
 with a hinge loss on every output element replaces v1's two WGAN critics; the generator loss is
 plain L1 on both stages plus the GAN loss, 1 : 1. Adam lr 1e-4, betas (0.5, 0.999), one D step
@@ -14,14 +14,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from inpaint_cli.archs.base import ArchSpec, InpaintModel, Phase, TrainingRecipe
-from inpaint_cli.layers.adversarial import hinge_discriminator_loss, hinge_generator_loss
-from inpaint_cli.layers.deepfill import CoarseToFineInpainter, CoarseToFineTraining, glorot_init
+from inpaint_cli.archs._deepfill import CoarseToFineInpainter, CoarseToFineTraining, deepfill_bbox_mask, glorot_init
+from inpaint_cli.archs.base import ArchSpec, InpaintModel, Phase
 from inpaint_cli.layers.gated_conv import GatedConv2d
+from inpaint_cli.losses.adversarial import hinge_discriminator_loss, hinge_generator_loss
+from inpaint_cli.masks import brush_strokes, no_parameters
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,7 @@ def build_discriminator(config: DeepFillV2Config) -> SNPatchGAN:
     return SNPatchGAN(config.critic_channels)
 
 
-class DeepFillV2Recipe(CoarseToFineTraining, TrainingRecipe):
+class DeepFillV2Recipe(CoarseToFineTraining):
     """Hinge SN-PatchGAN, 1 : 1 updates. L_G = adv + (mean|x - x1| + mean|x - x2|);
     L_D = 0.5 mean relu(1 - D(x)) + 0.5 mean relu(1 + D(x_hat)), x_hat the composite."""
 
@@ -120,6 +122,12 @@ class DeepFillV2Recipe(CoarseToFineTraining, TrainingRecipe):
         return loss, logs
 
 
+def deepfill_v2_holes(rng: np.random.Generator, height: int, width: int, parameters: str) -> np.ndarray:
+    """DeepFill v2 training masks: brush strokes united with the v1 bbox mask (§4)."""
+    no_parameters("deepfill-v2", parameters)
+    return brush_strokes(rng, height, width) | deepfill_bbox_mask(rng, height, width)
+
+
 CONFIGS = {
     "paper": DeepFillV2Config(),
     "half": DeepFillV2Config(channels=24, critic_channels=32),
@@ -132,9 +140,10 @@ SPECS = (
         title="Yu et al., ICCV 2019",
         input_note="any size (padded to a multiple of 8); RGB + ones + mask, gated convolutions",
         build_generator=DeepFillV2,
+        order=40,
         configs=CONFIGS,
         default_config="paper",
-        build_discriminator=build_discriminator,
         recipe=DeepFillV2Recipe,
+        training_masks={"deepfill-v2": deepfill_v2_holes},
     ),
 )

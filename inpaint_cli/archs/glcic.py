@@ -13,13 +13,15 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
 from inpaint_cli.archs.base import ArchSpec, InpaintModel, Phase, TrainingRecipe, TrainOptions
-from inpaint_cli.layers.adversarial import bce_discriminator_loss, bce_generator_loss
 from inpaint_cli.layers.crops import crop, hole_patch_corners
-from inpaint_cli.layers.reconstruction import check_reconstruction, pixel_penalty
+from inpaint_cli.losses.adversarial import bce_discriminator_loss, bce_generator_loss
+from inpaint_cli.losses.reconstruction import check_reconstruction, pixel_penalty
+from inpaint_cli.masks import no_parameters, place_rect, reference_scale
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 
@@ -193,6 +195,18 @@ class GLCICRecipe(TrainingRecipe):
         return loss, logs
 
 
+def glcic_box(rng: np.random.Generator, height: int, width: int, parameters: str) -> np.ndarray:
+    """GLCIC: one rectangle, each side uniform in [96, 128] * S / 256, placed randomly (§2)."""
+    no_parameters("glcic-box", parameters)
+    scale = reference_scale(height, width)
+    low, high = max(1, round(96 * scale)), max(1, round(128 * scale))
+    box_h = min(int(rng.integers(low, high + 1)), height)
+    box_w = min(int(rng.integers(low, high + 1)), width)
+    top = int(rng.integers(0, height - box_h + 1))
+    left = int(rng.integers(0, width - box_w + 1))
+    return place_rect(height, width, top, left, box_h, box_w)
+
+
 CONFIGS = {
     "paper": GLCICConfig(),
     "half": GLCICConfig(width=32, disc_width=32, disc_fc=512, optimizer="adam", lr=2e-4),
@@ -211,10 +225,11 @@ SPECS = (
         title="Iizuka et al., SIGGRAPH 2017",
         input_note="any H x W (multiple of 4, padded); RGB mean-filled + mask",
         build_generator=CompletionNetwork,
+        order=20,
         configs=CONFIGS,
         default_config="half-l1",  # the bundled weights' config (weights/README.md)
-        build_discriminator=ContextDiscriminator,
         recipe=GLCICRecipe,
+        training_masks={"glcic-box": glcic_box},
         post_processing="poisson",  # fast marching, then Poisson blending (§2 I/O conventions)
     ),
 )

@@ -29,10 +29,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from inpaint_cli.archs.base import ArchSpec, InpaintModel, Phase, TrainingRecipe, TrainOptions
-from inpaint_cli.layers.adversarial import bce_generator_loss, r1_penalty
 from inpaint_cli.layers.ffc import ConcatParts, FFCNormAct, FFCResnetBlock
 from inpaint_cli.layers.patchgan import PatchDiscriminator
-from inpaint_cli.layers.perceptual import ResNet50Dilated, feature_mse, optional_backbone
+from inpaint_cli.layers.perceptual import ResNet50Dilated, optional_backbone
+from inpaint_cli.losses.adversarial import bce_generator_loss, r1_penalty
+from inpaint_cli.losses.perceptual import feature_mse
+from inpaint_cli.masks import LamaBoxes, LamaMaskConfig, LamaStrokes, lama_kind
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,10 @@ class LaMaRecipe(TrainingRecipe):
         return loss, logs
 
 
+#: LaMa's training holes (ARCHITECTURES.md §7, data/abl-04-256-mh-dist.yaml): the thick strokes,
+#: boxes as likely as strokes, up to four of them, any covered share
+LAMA_TRAIN = LamaMaskConfig(LamaStrokes(1, 5, 100, 200), LamaBoxes(1.0, 10, 30, 150, 1, 4), 1.0)
+
 CONFIGS = {
     "fourier": LaMaConfig(),
     "big": LaMaConfig(blocks=18),
@@ -185,9 +191,10 @@ SPECS = (
         input_note="any H x W (multiple of 8, padded), runs above its training size; "
         "RGB x (1 - mask) + mask",
         build_generator=LaMaGenerator,
+        order=70,
         configs=CONFIGS,
         default_config="half",
-        build_discriminator=build_discriminator,
         recipe=LaMaRecipe,
+        training_masks={"lama-train": lama_kind("lama-train", LAMA_TRAIN)},
     ),
 )

@@ -278,6 +278,7 @@ SPECS = (
         title="Wexler et al., TPAMI 2007 with PatchMatch, Barnes et al., SIGGRAPH 2009 (exemplar-based)",
         input_note="any H x W; copies patches of the known region",
         build_generator=PatchMatchInpainter,
+        order=103,  # after the other classical methods
         configs={"default": PatchMatchConfig()},
         default_config="default",
         learned=False,

@@ -24,14 +24,8 @@ from torch import nn
 
 from inpaint_cli.archs.base import ArchSpec, InpaintModel, Phase, TrainingRecipe, TrainOptions
 from inpaint_cli.layers.partial_conv import PartialConv2d
-from inpaint_cli.layers.perceptual import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    VGGFeatures,
-    feature_l1,
-    optional_backbone,
-    style_l1,
-)
+from inpaint_cli.layers.perceptual import IMAGENET_MEAN, IMAGENET_STD, VGGFeatures, optional_backbone
+from inpaint_cli.losses.perceptual import feature_l1, style_l1
 
 #: VGG16 layers of the perceptual and style losses (naoto `VGG16FeatureExtractor`)
 VGG_LAYERS = ("pool1", "pool2", "pool3")
@@ -284,6 +278,7 @@ SPECS = (
         input_note="H, W multiples of 2^levels (256 for paper, 128 for seven-level; padded); "
         "RGB x valid mask",
         build_generator=PConvUNet,
+        order=50,
         configs=CONFIGS,
         default_config="seven-level-half",
         recipe=PConvRecipe,

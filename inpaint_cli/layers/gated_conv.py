@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from inpaint_cli.layers.deepfill import ConvActivation
+from inpaint_cli.layers.conv_activation import ConvActivation
 
 
 class GatedConv2d(ConvActivation):

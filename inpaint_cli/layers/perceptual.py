@@ -1,4 +1,5 @@
-"""Frozen ImageNet backbones and the feature losses built on them (ARCHITECTURES.md §5, §6, §7).
+"""Frozen ImageNet backbones behind the perceptual losses (ARCHITECTURES.md §5, §6, §7); the
+losses themselves are `inpaint_cli.losses.perceptual`.
 
 - `VGGFeatures("vgg16")`: the convolutional part of VGG16 (Simonyan & Zisserman, ICLR 2015), for
   the PConv perceptual and style losses (pool1-pool3; Liu et al., ECCV 2018).
@@ -283,47 +284,3 @@ def optional_backbone(
         )
         return None
     return load_backbone(build(), path)
-
-
-# -------------------------------------------------------------------------------- losses
-
-
-def feature_l1(
-    features: Sequence[torch.Tensor], targets: Sequence[torch.Tensor]
-) -> torch.Tensor:
-    """Sum over layers of the mean absolute difference (perceptual loss)."""
-    return sum(
-        (F.l1_loss(f.float(), t.float()) for f, t in zip(features, targets, strict=True)),
-        torch.zeros((), device=features[0].device),
-    )
-
-
-def feature_mse(
-    features: Sequence[torch.Tensor], targets: Sequence[torch.Tensor]
-) -> torch.Tensor:
-    """Sum over layers of the mean squared difference (LaMa's high-receptive-field loss)."""
-    return sum(
-        (F.mse_loss(f.float(), t.float()) for f, t in zip(features, targets, strict=True)),
-        torch.zeros((), device=features[0].device),
-    )
-
-
-def gram_matrix(features: torch.Tensor) -> torch.Tensor:
-    """`F F^T / (C H W)` per sample (N x C x C), in float32 with autocast off (no fp16 overflow)."""
-    batch, channels, height, width = features.shape
-    with torch.autocast(features.device.type, enabled=False):
-        flat = features.float().reshape(batch, channels, height * width)
-        return torch.bmm(flat, flat.transpose(1, 2)) / (channels * height * width)
-
-
-def style_l1(
-    features: Sequence[torch.Tensor], targets: Sequence[torch.Tensor]
-) -> torch.Tensor:
-    """Sum over layers of the mean absolute difference of Gram matrices (style loss)."""
-    return sum(
-        (
-            F.l1_loss(gram_matrix(f), gram_matrix(t))
-            for f, t in zip(features, targets, strict=True)
-        ),
-        torch.zeros((), device=features[0].device),
-    )

@@ -8,35 +8,34 @@ its batch from (seed, step): resuming from a checkpoint repeats a straight run e
 from __future__ import annotations
 
 import json
-import platform
-import random
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
-from torch import nn
 
-from inpaint_cli.archs.base import Phase, TrainingRecipe, TrainOptions
-from inpaint_cli.checkpoint import export_release, load_release, load_training_state, save_training_state, training_state_exists
+from inpaint_cli.archs.base import DEFAULT_TRAIN_OPTIONS, Phase, TrainingRecipe, TrainOptions
+from inpaint_cli.checkpoint import load_training_state, training_state_exists
 from inpaint_cli.devices import autocast_dtype, pick_device
 from inpaint_cli.errors import InpaintError
 from inpaint_cli.registry import get_arch, get_config
 from inpaint_cli.train.data import BatchPrefetcher, BatchSampler, ImageCache, as_tensors, find_training_images
 from inpaint_cli.train.ema import WeightAverage
+from inpaint_cli.train.export import export, exported_weights
+from inpaint_cli.train.state import (
+    CHECKPOINT_DIR,
+    LOG_FILE,
+    restore_checkpoint,
+    save_checkpoint,
+    warm_start,
+)
 
-CHECKPOINT_DIR = "checkpoint"
 CHANNELS_LAST = torch.channels_last
 PREVIEW_STREAM = 999_999  # the substep whose batch the sample grids show (never a training batch)
-BATCH_NORM_STREAM = 1_000_000  # first substep of the batches an export's batch-norm statistics come from
-BATCH_NORM_IMAGES = 2048  # fewer (256) left a Context Encoder's statistics noisy enough to cost 0.1 dB
-#: training figures of a warm-start source kept in the export's lineage
-LINEAGE_KEYS = ("config", "step", "image_size", "batch", "hardware", "wall_time_s")
 
 
 @dataclass
@@ -47,9 +46,9 @@ class TrainSettings:
     out_dir: str
     data_dirs: list[str]
     config: str | None = None
-    size: int = 128
-    batch: int = 16
-    steps: int = 20_000
+    size: int = DEFAULT_TRAIN_OPTIONS.size
+    batch: int = DEFAULT_TRAIN_OPTIONS.batch
+    steps: int = DEFAULT_TRAIN_OPTIONS.steps
     lr: float | None = None
     phase_steps: list[int] | None = None
     seed: int = 0
@@ -65,6 +64,17 @@ class TrainSettings:
     license: str = "the terms of the training data"
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def train_options(self) -> TrainOptions:
+        """What the recipe is told of these settings."""
+        return TrainOptions(
+            size=self.size,
+            batch=self.batch,
+            steps=self.steps,
+            lr=self.lr,
+            phase_steps=tuple(self.phase_steps) if self.phase_steps else None,
+            backbone=self.backbone,
+        )
+
 
 @dataclass
 class TrainResult:
@@ -78,22 +88,6 @@ def _seed_step(seed: int, step: int) -> None:
     torch.manual_seed(int(state))
 
 
-def _phase_at(phases: list[Phase], step: int) -> Phase:
-    start = 0
-    for phase in phases:
-        if phase.steps is None or step < start + phase.steps:
-            return phase
-        start += phase.steps
-    return phases[-1]
-
-
-def _hardware(device: torch.device, dtype: torch.dtype | None) -> str:
-    precision = "float32" if dtype is None else f"{str(dtype).removeprefix('torch.')} autocast"
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)} (CUDA), {precision}"
-    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads, {precision}"
-
-
 def sample_grid(image: torch.Tensor, mask: torch.Tensor, filled: torch.Tensor) -> np.ndarray:
     """Rows of [input with the hole in white | completed | original] as uint8 H x W x 3."""
     shown = image * (1 - mask) + mask
@@ -104,7 +98,10 @@ def sample_grid(image: torch.Tensor, mask: torch.Tensor, filled: torch.Tensor) -
 
 
 class Trainer:
-    """Owns the networks, optimisers and data of one run; `run()` trains to `settings.steps`."""
+    """Owns the networks, optimisers and data of one run; `run()` trains to `settings.steps`.
+
+    Checkpoints and warm starts are `inpaint_cli.train.state`, release files `inpaint_cli.train.export`.
+    """
 
     def __init__(
         self,
@@ -124,20 +121,14 @@ class Trainer:
             raise InpaintError(f"{settings.arch} has no weights to train")
         self.config_name = settings.config or self.spec.default_config
         self.config = get_config(self.spec, self.config_name)
-        self.options = TrainOptions(
-            size=settings.size,
-            batch=settings.batch,
-            steps=settings.steps,
-            lr=settings.lr,
-            phase_steps=tuple(settings.phase_steps) if settings.phase_steps else None,
-            backbone=settings.backbone,
-        )
+        self.options = settings.train_options()
         self.out_dir = Path(settings.out_dir)
         self.export_path = self.out_dir / f"{settings.arch}-{self.config_name}.safetensors"
         self._build()
         self.step = 0
         self.wall_time = 0.0
         self.history: list[dict[str, float]] = []
+        self._entered_phase: Phase | None = None  # the phase `recipe.enter_phase` last prepared
         self._prefetcher: BatchPrefetcher | None = None  # draws the coming batches while `run` trains
 
     def _build(self) -> None:
@@ -175,127 +166,34 @@ class Trainer:
             except ValueError as error:
                 raise InpaintError(str(error)) from None
 
-    @contextmanager
-    def _exported_weights(self, own_statistics: bool = False) -> Iterator[None]:
-        """The generator holds the weights that are exported inside: the average, where kept, and
-        with `own_statistics` batch-norm statistics of its own. The averaged running statistics
-        belong to the weights the average passed through, not to the average (SWA's `update_bn`,
-        Izmailov et al. 2018); sample grids make do with them, exports re-estimate them."""
-        if self.average is None:
-            yield
-            return
-        with self.average.applied(self.generator):
-            if own_statistics:
-                self._estimate_batch_norm_statistics()
-            yield
+    def phase_at(self, step: int) -> Phase:
+        start = 0
+        for phase in self.phases:
+            if phase.steps is None or step < start + phase.steps:
+                return phase
+            start += phase.steps
+        return self.phases[-1]
 
-    @torch.no_grad()
-    def _estimate_batch_norm_statistics(self) -> None:
-        """Running statistics re-estimated as plain means over fixed batches of about 2,048 images."""
-        norms = [m for m in self.generator.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
-        if not norms:
-            return
-        momenta = [norm.momentum for norm in norms]
-        for norm in norms:
-            norm.reset_running_stats()
-            norm.momentum = None  # a cumulative mean
-        was_training = self.generator.training
-        self.generator.train()
-        for index in range(-(-BATCH_NORM_IMAGES // self.settings.batch)):
-            image, mask = as_tensors(*self.sampler.draw(0, BATCH_NORM_STREAM + index), device=self.device)
-            with self._autocast():
-                self.recipe.generate(self.generator, image, mask)
-        for norm, momentum in zip(norms, momenta):
-            norm.momentum = momentum
-        self.generator.train(was_training)
-
-    # -- state -----------------------------------------------------------------------------------
-
-    def state(self) -> dict[str, Any]:
-        nets = {"generator": self.generator.state_dict()}
-        if self.discriminator is not None:
-            nets["discriminator"] = self.discriminator.state_dict()
-        state = {
-            "settings": asdict(self.settings),
-            "step": self.step,
-            "phase": _phase_at(self.phases, self.step).name,
-            "wall_time_s": self.wall_time,
-            "nets": nets,
-            "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
-            "scaler": self.scaler.state_dict(),
-            "rng": _rng_states(),
-            "history": self.history,
-            "warm_start": self.warm_start,
-        }
-        if self.average is not None:
-            state["weight_average"] = self.average.state()
-        return state
+    # -- state and release -----------------------------------------------------------------------
 
     def start_from(self, location: str) -> None:
-        """Warm start: the generator's weights from a release file of the same architecture (any
-        config with the same tensors), whose training figures (and its own warm start,
-        recursively) are kept so the export records the whole lineage."""
-        warm, _, config_name, metadata = load_release(location, self.spec.name)
-        try:
-            self.generator.load_state_dict(warm.state_dict())
-        except RuntimeError:
-            raise InpaintError(
-                f"--init-weights {location}: its {config_name} tensors do not fit the {self.config_name} config"
-            ) from None
-        earlier = json.loads(metadata.get("training_json", "{}")).get("warm_start")
-        self.warm_start = {key: metadata.get(key) for key in LINEAGE_KEYS} | {"file": Path(location).name, "warm_start": earlier}
-        self._start_average()  # from the warm-start weights
-
-    def save(self) -> None:
-        save_training_state(self.state(), self.out_dir / CHECKPOINT_DIR)
-        self.export()
+        """Warm start from a release file (`state.warm_start`); the average restarts from it."""
+        warm_start(self, location)
+        self._start_average()
 
     def restore(self, state: dict[str, Any]) -> None:
-        self.generator.load_state_dict(state["nets"]["generator"])
-        if self.discriminator is not None:
-            self.discriminator.load_state_dict(state["nets"]["discriminator"])
-        for name, optimizer in self.optimizers.items():
-            optimizer.load_state_dict(state["optimizers"][name])
-        if state.get("scaler"):
-            self.scaler.load_state_dict(state["scaler"])
-        if self.average is not None and "weight_average" in state:
-            self.average.load(state["weight_average"])
-        _set_rng_states(state["rng"])
-        self.warm_start = state.get("warm_start")
-        self.step = int(state["step"])
-        self.wall_time = float(state["wall_time_s"])
-        self.history = list(state["history"])
-        log_path = self.out_dir / "log.jsonl"
-        if log_path.exists():  # drop rows logged after the checkpoint: they are trained again
-            rows = [line for line in log_path.read_text().splitlines() if json.loads(line)["step"] <= self.step]
-            log_path.write_text("".join(f"{row}\n" for row in rows))
+        restore_checkpoint(self, state)
+
+    def save(self) -> None:
+        save_checkpoint(self)
+        self.export()
 
     def export(self) -> Path:
-        data_names = ", ".join(f"{Path(d).name}" for d in self.settings.data_dirs)
-        info = {
-            "step": str(self.step),
-            "image_size": str(self.settings.size),
-            "batch": str(self.settings.batch),
-            "seed": str(self.settings.seed),
-            "data": self.settings.data_note or f"{self.image_count} images from {data_names}",
-            "hardware": _hardware(self.device, self.autocast_dtype),
-            "wall_time_s": f"{self.wall_time:.0f}",
-            "license": self.settings.license,
-            "training_json": json.dumps(
-                {k: v for k, v in asdict(self.settings).items() if k not in ("out_dir", "extra")}
-                | {"warm_start": self.warm_start}
-            ),
-        }
-        was_training = self.generator.training
-        self.generator.eval()
-        with self._exported_weights(own_statistics=True):
-            export_release(self.generator, self.spec, self.config_name, self.recipe.config, self.export_path, info)
-        self.generator.train(was_training)
-        return self.export_path
+        return export(self)
 
     # -- the step --------------------------------------------------------------------------------
 
-    def _autocast(self):
+    def autocast(self):
         if self.autocast_dtype is None:
             return torch.autocast("cpu", enabled=False)
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
@@ -313,39 +211,46 @@ class Trainer:
 
     def train_step(self) -> dict[str, float]:
         _seed_step(self.settings.seed, self.step)
-        phase = _phase_at(self.phases, self.step)
-        if phase is not getattr(self, "_entered_phase", None):
+        phase = self.phase_at(self.step)
+        if phase is not self._entered_phase:
             self.recipe.enter_phase(phase, self.generator, self.optimizers)
             self._entered_phase = phase
         image, mask = self._batch(self.step)
         self.generator.train(phase.train_generator)
         logs: dict[str, float] = {}
-        with self._autocast(), torch.set_grad_enabled(phase.train_generator):
+        with self.autocast(), torch.set_grad_enabled(phase.train_generator):
             output = self.recipe.generate(self.generator, image, mask)
         if phase.train_discriminator and self.discriminator is not None:
-            self.discriminator.requires_grad_(True)
-            for substep in range(self.recipe.critic_steps):
-                if substep == 0:
-                    d_image, d_mask, d_output = image, mask, _detached(output)
-                else:
-                    d_image, d_mask = as_tensors(*self.sampler.draw(self.step, substep), device=self.device)
-                    with self._autocast(), torch.no_grad():
-                        d_output = self.recipe.generate(self.generator, d_image, d_mask)
-                with self._autocast():
-                    d_loss, d_logs = self.recipe.discriminator_loss(self.discriminator, d_image, d_mask, d_output)
-                self._update("discriminator", d_loss)
-            logs.update(d_logs)
+            logs.update(self._train_discriminator(image, mask, output))
         if phase.train_generator:
-            if self.discriminator is not None:
-                self.discriminator.requires_grad_(False)
-            with self._autocast():
-                g_loss, g_logs = self.recipe.generator_loss(self.discriminator, image, mask, output, phase)
-            self._update("generator", g_loss)
-            if self.average is not None:
-                self.average.update(self.generator)
-            logs.update(g_logs)
+            logs.update(self._train_generator(image, mask, output, phase))
         self.step += 1
         return logs
+
+    def _train_discriminator(self, image: torch.Tensor, mask: torch.Tensor, output: Any) -> dict[str, float]:
+        """`critic_steps` updates: the first on this step's output, later ones on new batches."""
+        self.discriminator.requires_grad_(True)
+        for substep in range(self.recipe.critic_steps):
+            if substep == 0:
+                d_image, d_mask, d_output = image, mask, _detached(output)
+            else:
+                d_image, d_mask = as_tensors(*self.sampler.draw(self.step, substep), device=self.device)
+                with self.autocast(), torch.no_grad():
+                    d_output = self.recipe.generate(self.generator, d_image, d_mask)
+            with self.autocast():
+                d_loss, d_logs = self.recipe.discriminator_loss(self.discriminator, d_image, d_mask, d_output)
+            self._update("discriminator", d_loss)
+        return d_logs
+
+    def _train_generator(self, image: torch.Tensor, mask: torch.Tensor, output: Any, phase: Phase) -> dict[str, float]:
+        if self.discriminator is not None:
+            self.discriminator.requires_grad_(False)
+        with self.autocast():
+            g_loss, g_logs = self.recipe.generator_loss(self.discriminator, image, mask, output, phase)
+        self._update("generator", g_loss)
+        if self.average is not None:
+            self.average.update(self.generator)
+        return g_logs
 
     def _batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The batch of `step` on the device, drawn ahead by the prefetcher while `run` trains."""
@@ -359,7 +264,7 @@ class Trainer:
         image, mask = image[:4].to(self.device), mask[:4].to(self.device)
         was_training = self.generator.training
         self.generator.eval()
-        with torch.no_grad(), self._autocast(), self._exported_weights():
+        with torch.no_grad(), self.autocast(), exported_weights(self):
             filled = self.recipe.prediction(self.recipe.generate(self.generator, image, mask)).float()
         self.generator.train(was_training)
         path = self.out_dir / "samples" / f"step-{self.step:07d}.png"
@@ -367,12 +272,13 @@ class Trainer:
         Image.fromarray(sample_grid(image, mask, filled)).save(path)
         return path
 
+    # -- the loop --------------------------------------------------------------------------------
+
     def run(self) -> TrainResult:
         settings = self.settings
         self._prefetcher = BatchPrefetcher(self.sampler, self.workers)
         totals: dict[str, float] = {}
         count, window_start = 0, time.perf_counter()
-        log_path = self.out_dir / "log.jsonl"
         try:
             while self.step < settings.steps:
                 started = time.perf_counter()
@@ -382,15 +288,10 @@ class Trainer:
                     totals[key] = totals.get(key, 0.0) + value
                 count += 1
                 if self.step % settings.log_every == 0 or self.step == settings.steps:
-                    elapsed = time.perf_counter() - window_start
-                    row = {"step": self.step, **{k: v / count for k, v in totals.items()}}
-                    row["images_per_s"] = count * settings.batch / max(elapsed, 1e-9)
-                    self.history.append(row)
-                    with log_path.open("a") as log:
-                        log.write(json.dumps({"phase": _phase_at(self.phases, self.step - 1).name, **row}) + "\n")
+                    self._log(totals, count, time.perf_counter() - window_start)
                     totals, count, window_start = {}, 0, time.perf_counter()
                 if self.progress is not None:
-                    self.progress(self.step, settings.steps, _phase_at(self.phases, self.step - 1).name, self.history[-1] if self.history else {})
+                    self.progress(self.step, settings.steps, self.phase_at(self.step - 1).name, self.history[-1] if self.history else {})
                 if settings.sample_every and self.step % settings.sample_every == 0:
                     self.write_samples()
                 if settings.checkpoint_every and self.step % settings.checkpoint_every == 0:
@@ -400,6 +301,14 @@ class Trainer:
             self._prefetcher.close()
             self._prefetcher = None
         return TrainResult(self.step, self.export_path, self.history)
+
+    def _log(self, totals: dict[str, float], count: int, elapsed: float) -> None:
+        """One row of the losses' means over the last `count` steps, kept and appended to the log."""
+        row = {"step": self.step, **{k: v / count for k, v in totals.items()}}
+        row["images_per_s"] = count * self.settings.batch / max(elapsed, 1e-9)
+        self.history.append(row)
+        with (self.out_dir / LOG_FILE).open("a") as log:
+            log.write(json.dumps({"phase": self.phase_at(self.step - 1).name, **row}) + "\n")
 
 
 def _parse_mask_choice(text: str) -> tuple[str, float]:
@@ -412,31 +321,6 @@ def _parse_mask_choice(text: str) -> tuple[str, float]:
         return kind, float(weight or 1)
     except ValueError:
         raise InpaintError(f"bad --masks {text!r}: expected KIND or KIND@WEIGHT with a known kind") from None
-
-
-def _rng_states() -> dict[str, Any]:
-    """RNG states of python, numpy, torch and CUDA (the loop reseeds per step; saved for fidelity)."""
-    _, keys, position, has_gauss, cached_gaussian = np.random.get_state()
-    states = {
-        "python": list(random.getstate()),
-        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "position": int(position),
-                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached_gaussian)},
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
-
-
-def _set_rng_states(states: dict[str, Any]) -> None:
-    version, internal, gauss = states["python"]
-    random.setstate((version, tuple(internal), gauss))
-    numpy_state = states["numpy"]
-    np.random.set_state(("MT19937", numpy_state["keys"].numpy().astype(np.uint32), numpy_state["position"],
-                         numpy_state["has_gauss"], numpy_state["cached_gaussian"]))
-    torch.set_rng_state(states["torch"])
-    if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
 
 
 def _detached(output: Any) -> Any:

@@ -1,6 +1,7 @@
 """What DeepFill v1 (Yu et al., CVPR 2018) and v2 (Yu et al., ICCV 2019) share (ARCHITECTURES.md
-§3, §4): the coarse-to-fine generator, parameterised by its convolution block, and v1's spatially
-discounted loss weights.
+§3, §4): the coarse-to-fine generator, parameterised by its convolution block, the recipe base of
+both, v1's bbox training holes (v2 unites them with strokes) and v1's spatially discounted loss
+weights.
 
 The layer tables below are the official `build_inpaint_net` (layer names kept), with widths in
 multiples of `cnum`. A block is `block(in_channels, width, kernel_size, stride, dilation,
@@ -17,41 +18,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from inpaint_cli.archs.base import TrainingRecipe, TrainOptions
 from inpaint_cli.layers.contextual_attention import ContextualAttention, flow_to_image
+from inpaint_cli.masks import place_rect, reference_scale
 
 #: (in_channels, width, kernel_size, stride, dilation, activation) -> module with `out_channels`
 ConvBlock = Callable[[int, int, int, int, int, nn.Module], nn.Module]
-
-
-class ConvActivation(nn.Module):
-    """Convolution then activation (ELU unless given); `width` output channels (DeepFill v1's
-    `gen_conv`). Zero padding keeps the size (halves it at stride 2)."""
-
-    def __init__(
-        self,
-        in_channels: int,
-        width: int,
-        kernel_size: int,
-        stride: int = 1,
-        dilation: int = 1,
-        activation: nn.Module | None = None,
-    ) -> None:
-        super().__init__()
-        self.out_channels = self._output_channels(width)
-        padding = dilation * (kernel_size - 1) // 2
-        self.conv = nn.Conv2d(in_channels, width, kernel_size, stride, padding, dilation)
-        self.activation = activation if activation is not None else nn.ELU()
-
-    def _output_channels(self, width: int) -> int:
-        """The block's output channels for a convolution of `width` filters."""
-        return width
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.activation(self.conv(x))
 
 
 @dataclass(frozen=True)
@@ -237,8 +214,8 @@ def glorot_init(module: nn.Module) -> None:
                 nn.init.zeros_(layer.bias)
 
 
-class CoarseToFineTraining:
-    """The recipe methods DeepFill v1 and v2 share, mixed into their `TrainingRecipe`s.
+class CoarseToFineTraining(TrainingRecipe):
+    """The recipe methods DeepFill v1 and v2 share; their `TrainingRecipe`s derive from it.
 
     `--size` must be a multiple of `train_size_multiple`. `generate` returns both stages
     ({"coarse", "refined"}, [-1, 1]); both networks get Adam with the config's `lr` and `betas`
@@ -249,11 +226,9 @@ class CoarseToFineTraining:
     arch_name: str
     #: `options.size` must be a multiple of this (the critics' or the generator's downsampling)
     train_size_multiple: int
-    config: Any
-    options: Any
 
-    def __init__(self, config: Any, options: Any) -> None:
-        super().__init__(config, options)  # type: ignore[call-arg]  # the TrainingRecipe after us
+    def __init__(self, config: Any, options: TrainOptions) -> None:
+        super().__init__(config, options)
         multiple = self.train_size_multiple
         if options.size % multiple:
             raise ValueError(
@@ -294,6 +269,21 @@ class CoarseToFineTraining:
 def _masked_input(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """[0, 1] -> [-1, 1] with holes zeroed (the official `x_in`)."""
     return (image * 2 - 1) * (1 - mask)
+
+
+def deepfill_bbox_mask(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """DeepFill v1 `random_bbox` + `bbox2mask` (§3): a 128 * S / 256 bbox placed uniformly, each
+    side shrunk by the same random 0..16 * S / 256 top and bottom (and left and right)."""
+    scale = reference_scale(height, width)
+    bbox = min(max(1, round(128 * scale)), height, width)
+    max_shrink = min(round(16 * scale), (bbox - 1) // 2)
+    top = int(rng.integers(0, height - bbox + 1))
+    left = int(rng.integers(0, width - bbox + 1))
+    shrink_h = int(rng.integers(0, max_shrink + 1))
+    shrink_w = int(rng.integers(0, max_shrink + 1))
+    return place_rect(
+        height, width, top + shrink_h, left + shrink_w, bbox - 2 * shrink_h, bbox - 2 * shrink_w
+    )
 
 
 def spatial_discount(mask: torch.Tensor, gamma: float) -> torch.Tensor:
