@@ -1,0 +1,1 @@
+"""Converting official pretrained weights into inpaint-cli release files."""
