@@ -18,7 +18,7 @@ keys joined by dots and integer keys in brackets, e.g. `model.modules[1].weight`
 `{model = nn.Sequential, mean = ...}`; a root that is an object rather than a plain table (the
 Context Encoder's `nn.Sequential`) is called `net`, so its first convolution's weight is
 `net.modules[1].modules[1].weight`. Numbers become 0-d float64 tensors (a module's `eps`, a Lua
-table of means); empty tensors (the cleared `output`, `gradInput` buffers), strings and booleans
+table of means); tensors without elements (the cleared `output`, `gradInput` buffers), strings and booleans
 are skipped.
 """
 
@@ -154,8 +154,8 @@ class _Reader:
         dtype = self._element_type(class_name, "Storage")
         count = self.int64()
         item = torch.empty((), dtype=dtype).element_size()
-        if count < 0 or count * item > self.size:
-            raise _Malformed(f"a {class_name} of {count} elements is larger than the file")
+        if count < 0 or self.handle.tell() + count * item > self.size:
+            raise _Malformed(f"truncated: a {class_name} of {count} elements runs past the end of the file")
         buffer = bytearray(self._take(count * item))
         return torch.frombuffer(buffer, dtype=dtype) if buffer else torch.empty(0, dtype=dtype)
 
@@ -175,7 +175,7 @@ class _Reader:
         if any(s < 0 for s in sizes) or any(s < 0 for s in strides) or offset < 0:
             raise _Malformed(f"a {class_name} with negative sizes, strides or offset")
         if 0 in sizes:
-            return torch.empty(sizes, dtype=dtype)
+            return None
         last = offset + sum((n - 1) * s for n, s in zip(sizes, strides))
         if last >= storage.numel():
             raise _Malformed(f"a {class_name} of size {sizes} reaches past its storage of {storage.numel()}")
