@@ -295,7 +295,8 @@ def test_tf_bundle_reads_every_dtype_across_many_blocks(tmp_path: Path) -> None:
         }
     )
     write_tf_checkpoint(tmp_path / "snap-7", tensors, block_entries=5)
-    (tmp_path / "checkpoint").write_text('model_checkpoint_path: "snap-7"\nall_model_checkpoint_paths: "snap-7"\n')
+    # as released: the prefix in `checkpoint` is the path on the authors' machine
+    (tmp_path / "checkpoint").write_text('model_checkpoint_path: "/home/author/logs/snap-7"\n')
     for location in (tmp_path, tmp_path / "snap-7.index", tmp_path / "snap-7"):
         read = read_tf_checkpoint(location)
         assert sorted(read) == sorted(tensors)

@@ -185,15 +185,17 @@ def read_index(table: bytes) -> dict[str, bytes]:
 
 
 def checkpoint_prefix(path: Path) -> Path:
-    """The prefix of the checkpoint named by a folder (its `checkpoint` file, or its one `.index`),
+    """The prefix of the checkpoint named by a folder (by its `checkpoint` file, else its one `.index`),
     an `.index` or `.data-*` file, or the prefix itself."""
     if path.is_dir():
         state = path / "checkpoint"
         if state.is_file():
             found = re.search(r'^model_checkpoint_path:\s*"(.*)"', state.read_text(errors="replace"), re.M)
-            if found:
-                prefix = Path(found.group(1))
-                return prefix if prefix.is_absolute() else path / prefix
+            if found:  # the named prefix, or its name in this folder (a moved or downloaded folder)
+                named = Path(found.group(1))
+                for prefix in (path / named, path / named.name):
+                    if prefix.with_name(prefix.name + ".index").is_file():
+                        return prefix
         indexes = sorted(path.glob("*.index"))
         if len(indexes) != 1:
             raise InpaintError(f"{path}: expected one TF checkpoint (*.index) in the folder, found {len(indexes)}")
