@@ -8,11 +8,12 @@ multiples of `cnum`. A block is `block(in_channels, width, kernel_size, stride, 
 activation)` returning a module with `out_channels`: v1 uses `ConvActivation` (conv + ELU, output
 = width), v2 `GatedConv2d` (output = width / 2). The RGB output convolutions are plain in both.
 Zero padding is symmetric, `dilation * (k - 1) / 2`: the same shapes as TF 'SAME', but a
-half-pixel shift at stride 2, which would matter only when importing TF weights.
+half-pixel shift at stride 2; `tf_compatible` networks (converted official weights) pad as TF.
 """
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from inpaint_cli.archs.base import TrainingRecipe, TrainOptions
-from inpaint_cli.layers.contextual_attention import ContextualAttention, flow_to_image
+from inpaint_cli.layers.contextual_attention import ContextualAttention, align_corners_nearest, flow_to_image
 from inpaint_cli.masks import place_rect, reference_scale
 
 #: (in_channels, width, kernel_size, stride, dilation, activation) -> module with `out_channels`
@@ -119,6 +120,11 @@ class CoarseToFineInpainter(nn.Module):
     dilated "hallucination" branch and a contextual-attention branch, merged and decoded. Outputs
     are squashed by `output` ("clip": v1's clip to [-1, 1]; "tanh": v2). Images in [-1, 1].
     H and W must be multiples of 8. Initialised as the official TF code (`glorot_init`).
+
+    `tf_compatible` reproduces the official TF graph for converted weights: TF 'SAME' padding
+    (asymmetric at stride 2) and TF1 align-corners nearest resizes of the mask and the features
+    before the attention; `channel_order="bgr"` feeds the channels in the official BGR order (and
+    flips the outputs back).
     """
 
     size_multiple = 8
@@ -131,10 +137,18 @@ class CoarseToFineInpainter(nn.Module):
         output: str,
         flow_upsample: str,
         softmax_scale: float = 10.0,
+        tf_compatible: bool = False,
+        channel_order: str = "rgb",
     ) -> None:
         super().__init__()
         if output not in ("clip", "tanh"):
             raise ValueError(f"output must be 'clip' or 'tanh', got {output!r}")
+        if channel_order not in ("rgb", "bgr"):
+            raise ValueError(f"channel_order must be 'rgb' or 'bgr', got {channel_order!r}")
+        if tf_compatible:
+            block = functools.partial(block, tf_same=True)
+        self.tf_compatible = tf_compatible
+        self.bgr = channel_order == "bgr"
         self.refine_with_mask = refine_with_mask
         self.output = output
         self.flow_upsample = flow_upsample
@@ -143,11 +157,15 @@ class CoarseToFineInpainter(nn.Module):
         refine_inputs = 5 if refine_with_mask else 3
         self.hallucination, hallucinated = _stack(block, refine_inputs, cnum, HALLUCINATION)
         self.attention_encoder, channels = _stack(block, refine_inputs, cnum, ATTENTION_ENCODER)
-        self.attention = ContextualAttention(softmax_scale)
+        self.attention = ContextualAttention(softmax_scale, align_corners=tf_compatible)
         self.attention_decoder, attended = _stack(block, channels, cnum, ATTENTION_DECODER)
         self.merge, channels = _stack(block, hallucinated + attended, cnum, MERGE)
         self.refine_rgb = nn.Conv2d(channels, 3, 3, padding=1)  # allconv17
         glorot_init(self)
+
+    def _channel_order(self, x: torch.Tensor) -> torch.Tensor:
+        """RGB <-> the network's channel order (its own inverse)."""
+        return x.flip(1) if self.bgr else x
 
     def _squash(self, x: torch.Tensor) -> torch.Tensor:
         return torch.tanh(x) if self.output == "tanh" else x.clamp(-1, 1)
@@ -166,7 +184,10 @@ class CoarseToFineInpainter(nn.Module):
         refine_in = torch.cat([composite, ones, mask], dim=1) if self.refine_with_mask else composite
         hallucinated = self.hallucination(refine_in)
         attended = self.attention_encoder(refine_in)
-        small_mask = F.interpolate(mask, size=attended.shape[-2:], mode="nearest")
+        if self.tf_compatible:
+            small_mask = align_corners_nearest(mask, attended.shape[-2:])
+        else:
+            small_mask = F.interpolate(mask, size=attended.shape[-2:], mode="nearest")
         attended, offsets = self.attention(attended, small_mask, None if self.training else _near_hole(mask))
         attended = self.attention_decoder(attended)
         merged = self.merge(torch.cat([hallucinated, attended], dim=1))
@@ -174,8 +195,8 @@ class CoarseToFineInpainter(nn.Module):
 
     def stages(self, image: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
         """Training outputs for `image` in [0, 1]: the coarse and refined images in [-1, 1]."""
-        coarse, refined, _ = self(_masked_input(image, mask), mask)
-        return {"coarse": coarse, "refined": refined}
+        coarse, refined, _ = self(_masked_input(self._channel_order(image), mask), mask)
+        return {"coarse": self._channel_order(coarse), "refined": self._channel_order(refined)}
 
     def inpaint(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The refined image over the whole frame, uncomposited, in [0, 1] (DESIGN.md "One
@@ -200,8 +221,8 @@ class CoarseToFineInpainter(nn.Module):
         if height % 8 or width % 8:
             raise ValueError(f"DeepFill needs H and W multiples of 8, got {height} x {width}")
         mask = (mask > 0.5).to(image.dtype)
-        _, refined, offsets = self(_masked_input(image, mask), mask)
-        return ((refined.float() + 1) / 2).clamp(0, 1), offsets
+        _, refined, offsets = self(_masked_input(self._channel_order(image), mask), mask)
+        return ((self._channel_order(refined).float() + 1) / 2).clamp(0, 1), offsets
 
 
 def glorot_init(module: nn.Module) -> None:

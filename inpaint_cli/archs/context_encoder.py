@@ -41,6 +41,9 @@ class ContextEncoderConfig:
     discriminator_channels: int = 64  # ndf
     mean_color: tuple[float, float, float] = (117 / 255, 104 / 255, 123 / 255)  # ImageNet mean, RGB
     overlap: int = 4  # centre model: context ring inside the predicted square, px (overlapPred)
+    # "hole": the mean colour replaces the hole; "center": also the centred square less the overlap
+    # ring, whatever the hole (the official centre models' test.lua input)
+    mean_fill: str = "hole"
     overlap_weight: float = 10.0  # L2 weight of predicted context pixels relative to hole pixels
     reconstruction: str = "mse"  # the paper's weighted L2, or "l1": the same weights on absolute errors
     reconstruction_weight: float = 0.999  # wtl2
@@ -90,6 +93,8 @@ def _region_bounds(config: ContextEncoderConfig) -> tuple[int, int]:
 def _check(config: ContextEncoderConfig) -> None:
     if config.region not in ("center", "random"):
         raise ValueError(f"region must be 'center' or 'random', got {config.region!r}")
+    if config.mean_fill not in ("hole", "center") or (config.mean_fill == "center" and config.region != "center"):
+        raise ValueError(f"mean_fill must be 'hole', or 'center' for a centre model, got {config.mean_fill!r}")
     if config.bottleneck_kind not in ("conv", "channelwise-fc"):
         raise ValueError(
             f"bottleneck_kind must be 'conv' or 'channelwise-fc', got {config.bottleneck_kind!r}"
@@ -152,6 +157,11 @@ class ContextEncoder(InpaintModel):
 
     def predict(self, image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The raw region prediction ([-1, 1]) and the window with it pasted in ([0, 1])."""
+        if self.config.mean_fill == "center":
+            start, stop = _region_bounds(self.config)
+            start, stop = start + self.config.overlap, stop - self.config.overlap
+            mask = mask.clone()
+            mask[..., start:stop, start:stop] = 1
         x = (image * 2 - 1) * (1 - mask) + (self.mean_color * 2 - 1) * mask
         region = self(x)
         start, stop = _region_bounds(self.config)
@@ -331,6 +341,8 @@ CONFIGS = {
     "tiny": ContextEncoderConfig(
         region="random", image_size=64, channels=8, bottleneck=64, discriminator_channels=8
     ),
+    # converted official centre models (`inpaint convert`): test.lua's input
+    "official-center": ContextEncoderConfig(mean_fill="center"),
 }
 
 SPECS = (

@@ -46,6 +46,8 @@ class DeepFillV1Config:
     critic_channels: int = 64  # width of the critics' first conv
     train_size: int = 256  # the paper's training size; the critics follow `--size` (global size^2, local (size / 2)^2)
     softmax_scale: float = 10.0  # contextual attention
+    tf_compatible: bool = False  # TF 'SAME' padding and resizes (converted official weights)
+    channel_order: str = "rgb"  # "bgr": the official networks' input order
     discount_gamma: float = 0.99  # paper, issue 3; official inpaint.yml: 0.9
     coarse_l1_weight: float = 1.2  # COARSE_L1_ALPHA: stage-1 L1 relative to stage 2
     hole_l1_weight: float = 1.2  # L1_LOSS_ALPHA: discounted L1 on the hole
@@ -67,6 +69,8 @@ class DeepFillV1(CoarseToFineInpainter, InpaintModel):
             output="clip",
             flow_upsample="nearest",
             softmax_scale=config.softmax_scale,
+            tf_compatible=config.tf_compatible,
+            channel_order=config.channel_order,
         )
 
 
@@ -193,6 +197,8 @@ CONFIGS = {
     "paper": DeepFillV1Config(),
     "half": DeepFillV1Config(channels=16, critic_channels=32),
     "tiny": DeepFillV1Config(channels=8, critic_channels=8, train_size=64),
+    # the official TF networks' conventions, for converted weights (`inpaint convert`)
+    "official": DeepFillV1Config(tf_compatible=True, channel_order="bgr"),
 }
 
 SPECS = (

@@ -31,6 +31,8 @@ class DeepFillV2Config:
     channels: int = 48  # cnum: width of the first gated conv (24 output channels)
     critic_channels: int = 64  # width of the SN-PatchGAN's first conv
     softmax_scale: float = 10.0  # contextual attention
+    tf_compatible: bool = False  # TF 'SAME' padding and resizes (converted official weights)
+    channel_order: str = "rgb"  # "bgr": the official networks' input order
     l1_weight: float = 1.0  # l1_loss_alpha, on each stage
     adversarial_weight: float = 1.0  # gan_loss_alpha
     lr: float = 1e-4
@@ -50,6 +52,8 @@ class DeepFillV2(CoarseToFineInpainter, InpaintModel):
             output="tanh",
             flow_upsample="bilinear",
             softmax_scale=config.softmax_scale,
+            tf_compatible=config.tf_compatible,
+            channel_order=config.channel_order,
         )
 
 
@@ -132,6 +136,8 @@ CONFIGS = {
     "paper": DeepFillV2Config(),
     "half": DeepFillV2Config(channels=24, critic_channels=32),
     "tiny": DeepFillV2Config(channels=8, critic_channels=8),
+    # the official TF networks' conventions, for converted weights (`inpaint convert`)
+    "official": DeepFillV2Config(tf_compatible=True, channel_order="bgr"),
 }
 
 SPECS = (

@@ -34,6 +34,7 @@ class GLCICConfig:
     dilations: tuple[int, ...] = (2, 4, 8, 16)
     mask_channel: bool = True
     mean_pixel: tuple[float, float, float] = IMAGENET_MEAN  # hole fill (the official `data.mean`)
+    store_mean: bool = False  # mean_pixel saved with the weights (converted files: the file's own mean)
     disc_width: int = 64
     disc_fc: int = 1024
     image_size: int = 256  # training size: the global critic's input; the local one sees half
@@ -90,7 +91,7 @@ class CompletionNetwork(InpaintModel):
             nn.Sigmoid(),
         )
         self.register_buffer(
-            "mean_pixel", torch.tensor(config.mean_pixel).view(1, 3, 1, 1), persistent=False
+            "mean_pixel", torch.tensor(config.mean_pixel).view(1, 3, 1, 1), persistent=config.store_mean
         )
 
     def forward(self, network_input: torch.Tensor) -> torch.Tensor:
@@ -217,6 +218,8 @@ CONFIGS = {
     "tiny": GLCICConfig(
         width=8, dilations=(2, 4), disc_width=8, disc_fc=32, image_size=64, optimizer="adam", lr=1e-3
     ),
+    # converted official weights (`inpaint convert`): the mean pixel comes from the file
+    "official": GLCICConfig(store_mean=True),
 }
 
 SPECS = (

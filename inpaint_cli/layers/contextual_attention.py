@@ -39,18 +39,21 @@ class ContextualAttention(nn.Module):
         fuse: bool = True,
         chunk_size: int | None = None,
         max_scores: int = DEFAULT_MAX_SCORES,
+        align_corners: bool = False,
     ) -> None:
         super().__init__()
         self.softmax_scale = softmax_scale
         self.fuse = fuse
         self.chunk_size = chunk_size
         self.max_scores = max_scores
+        self.align_corners = align_corners
 
     def forward(
         self, features: torch.Tensor, mask: torch.Tensor, needed: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         return contextual_attention(
-            features, mask, self.softmax_scale, self.fuse, self.chunk_size, self.max_scores, needed
+            features, mask, self.softmax_scale, self.fuse, self.chunk_size, self.max_scores, needed,
+            self.align_corners,
         )
 
 
@@ -62,6 +65,7 @@ def contextual_attention(
     chunk_size: int | None = None,
     max_scores: int = DEFAULT_MAX_SCORES,
     needed: torch.Tensor | None = None,
+    align_corners: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Rebuild `features` (N x C x H x W, H and W even) from the patches outside `mask`.
 
@@ -71,14 +75,20 @@ def contextual_attention(
     `chunk_size` is the number of foreground positions per tile; by default tiles are as large
     as `max_scores` score elements allow. `needed` (bool N x 1 x H/2 x W/2), when given, names
     the positions whose output is used: tiles holding none of them are skipped, their output left
-    zero and their offsets 0 (inference far from the hole). Runs in float32 even under autocast.
+    zero and their offsets 0 (inference far from the hole). `align_corners` halves the map for
+    matching as TF1's `resize_nearest_neighbor(align_corners=True)` does in the official code
+    (`align_corners_nearest`) instead of taking every other pixel. Runs in float32 even under
+    autocast.
     """
     height, width = features.shape[-2:]
     if height % 2 or width % 2:
         raise ValueError(f"contextual attention needs an even feature size, got {height} x {width}")
     with torch.autocast(features.device.type, enabled=False):
         results = [
-            _attend(f.float(), m.float(), softmax_scale, fuse, chunk_size, max_scores, None if needed is None else n[0])
+            _attend(
+                f.float(), m.float(), softmax_scale, fuse, chunk_size, max_scores,
+                None if needed is None else n[0], align_corners,
+            )
             for f, m, n in zip(features, mask, needed if needed is not None else [None] * len(features))
         ]
     rebuilt = torch.stack([r[0] for r in results]).to(features.dtype)
@@ -144,6 +154,7 @@ def _attend(
     chunk_size: int | None,
     max_scores: int,
     needed: torch.Tensor | None,
+    align_corners: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One batch element: features C x H x W, mask 1 x H x W, needed None or H/2 x W/2.
 
@@ -158,9 +169,12 @@ def _attend(
     # 1. raw 4 x 4 patches at stride 2 (SAME padding): what gets pasted
     raw = F.unfold(features[None], 4, padding=1, stride=2)[0].t()[order]  # L x C*16
     # 2. matching at half resolution (nearest): one 3 x 3 patch per position, zero padding
-    patches = F.unfold(features[None, :, ::2, ::2], 3, padding=1)[0].t()  # L x C*9
+    half = (rows, cols)
+    small = align_corners_nearest(features[None], half) if align_corners else features[None, :, ::2, ::2]
+    patches = F.unfold(small, 3, padding=1)[0].t()  # L x C*9
     # 3. a background patch is valid if its 3 x 3 window touches no hole
-    hole_windows = F.unfold(mask[None, :, ::2, ::2], 3, padding=1)[0]
+    small_mask = align_corners_nearest(mask[None], half) if align_corners else mask[None, :, ::2, ::2]
+    hole_windows = F.unfold(small_mask, 3, padding=1)[0]
     valid = (hole_windows.sum(0) == 0).to(features.dtype)[order]
     # 4. cosine-like similarity: background patches normalised, foreground not
     filters = patches / patches.norm(dim=1, keepdim=True).clamp_min(PATCH_NORM_ESCAPE)
@@ -190,6 +204,18 @@ def _attend(
         padded[:, 2 * top : 2 * bottom + 2, 2 * left : 2 * right + 2] += strip
     # each pixel is covered by 2 x 2 patches: / 4 averages them (border pixels by fewer, as official)
     return padded[:, 1:-1, 1:-1] / 4, offsets
+
+
+def align_corners_nearest(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Nearest resize of N x C x H x W to `size` as TF1's `resize_nearest_neighbor` with
+    `align_corners=True`: output index d reads round(d (H - 1) / (h - 1)) (halves away from zero,
+    in float32), which differs from `F.interpolate(mode="nearest")` when shrinking."""
+    indices = []
+    for old, new in zip(x.shape[-2:], size):
+        scale = (old - 1) / (new - 1) if new > 1 else old / new
+        position = torch.arange(new, dtype=torch.float32, device=x.device) * torch.tensor(scale, dtype=torch.float32)
+        indices.append(torch.floor(position + 0.5).long().clamp(max=old - 1))
+    return x[..., indices[0][:, None], indices[1][None, :]]
 
 
 def _fused_scores(

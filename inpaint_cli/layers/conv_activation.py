@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -19,10 +20,12 @@ class ConvActivation(nn.Module):
         stride: int = 1,
         dilation: int = 1,
         activation: nn.Module | None = None,
+        tf_same: bool = False,
     ) -> None:
         super().__init__()
         self.out_channels = self._output_channels(width)
-        padding = dilation * (kernel_size - 1) // 2
+        self.tf_same = tf_same
+        padding = 0 if tf_same else dilation * (kernel_size - 1) // 2
         self.conv = nn.Conv2d(in_channels, width, kernel_size, stride, padding, dilation)
         self.activation = activation if activation is not None else nn.ELU()
 
@@ -30,5 +33,21 @@ class ConvActivation(nn.Module):
         """The block's output channels for a convolution of `width` filters."""
         return width
 
+    def convolve(self, x: torch.Tensor) -> torch.Tensor:
+        """The convolution, after TF 'SAME' padding where `tf_same` (`tf_same_pad`)."""
+        if self.tf_same:
+            x = tf_same_pad(x, self.conv.kernel_size[0], self.conv.stride[0], self.conv.dilation[0])
+        return self.conv(x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.activation(self.conv(x))
+        return self.activation(self.convolve(x))
+
+
+def tf_same_pad(x: torch.Tensor, kernel_size: int, stride: int, dilation: int) -> torch.Tensor:
+    """Zero padding of TF's 'SAME' convolutions: ceil(size / stride) outputs, the odd padding pixel
+    at the bottom / right (stride 2 on an even size pads 0 before, 1 after; stride 1 is symmetric)."""
+    pads = []
+    for size in (x.shape[-1], x.shape[-2]):
+        total = max((-(-size // stride) - 1) * stride + (kernel_size - 1) * dilation + 1 - size, 0)
+        pads += [total // 2, total - total // 2]
+    return F.pad(x, pads)

@@ -22,5 +22,5 @@ class GatedConv2d(ConvActivation):
         return width // 2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        features, gates = self.conv(x).chunk(2, dim=1)
+        features, gates = self.convolve(x).chunk(2, dim=1)
         return self.activation(features) * torch.sigmoid(gates)
