@@ -232,8 +232,10 @@ def evaluate(
                 if scorer.needs_fills:
                     all_fills[method.label].append(filled)
                 if save_dir is not None:
-                    stem = name if draw == 0 else f"{Path(name).with_suffix('')}~{draw}"
-                    _write_png(_save_path(save_dir, section, method.label, stem), filled)
+                    drawn = Path(name)
+                    if draw:
+                        drawn = drawn.with_name(f"{drawn.stem}~{draw}{drawn.suffix}")
+                    _write_png(_save_path(save_dir, section, method.label, drawn.as_posix()), filled)
                     if len(grid_fills[method.label]) < GRID_ROWS:
                         grid_fills[method.label].append(filled)
                 if progress is not None:

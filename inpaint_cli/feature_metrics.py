@@ -270,8 +270,10 @@ def fit_linear_svm(features: torch.Tensor, labels: torch.Tensor, c: float = SVM_
         current = objective(v)
         slope = float(gradient @ step)
         size = 1.0
-        while objective(v + size * step) > current + 1e-4 * size * slope and size > 1e-12:
+        while objective(v + size * step) > current + 1e-4 * size * slope:
             size /= 2
+            if size < 1e-12:  # round-off level: v is the optimum to machine precision
+                return v
         v = v + size * step
     return v
 

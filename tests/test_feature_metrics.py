@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from inpaint_cli.errors import InpaintError
 from inpaint_cli.feature_metrics import (
@@ -414,3 +415,22 @@ def test_evaluate_reports_lpips_per_image_and_set_level_values_with_their_counts
     tables = render_tables(result)
     assert tables[0].title == "box (n = 6)"
     assert "n = 6 < 10,000 images are biased" in str(tables[0].caption)
+
+
+def test_repeat_draws_new_masks_per_image_and_saves_each_draw(tmp_path):
+    from inpaint_cli.evaluate import evaluate
+    from inpaint_cli.masks import draw_mask, eval_rng
+
+    rs = np.random.RandomState(1)
+    originals = [rs.randint(0, 256, (24, 24, 3)).astype(np.uint8) for _ in range(2)]
+    images = [("a.b.png", originals[0]), ("c.png", originals[1])]
+    result = evaluate([_GreyFill()], images, ["box"], ["l1"], seed=5, save_dir=tmp_path, repeat=3)
+    assert result.sections["box"]["grey"]["l1"].n == 6
+    saved = sorted(p.name for p in (tmp_path / "box" / "grey").iterdir())
+    assert saved == ["a.b.png", "a.b~1.png", "a.b~2.png", "c.png", "c~1.png", "c~2.png"]
+    # draw 2 of image c used the protocol mask of seed 5 + 2
+    hole = draw_mask("box", eval_rng(7, 1, "box"), 24, 24)
+    written = np.asarray(Image.open(tmp_path / "box" / "grey" / "c~2.png"))
+    assert (written[hole] == 128).all() and np.array_equal(written[~hole], originals[1][~hole])
+    with pytest.raises(InpaintError, match="--repeat must be at least 1"):
+        evaluate([_GreyFill()], images, ["box"], ["l1"], repeat=0)
