@@ -19,7 +19,7 @@ are biased at small n (FID upwards, the IDS downwards): compare them only at equ
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
@@ -40,6 +40,8 @@ HIGHER_IS_BETTER = frozenset({"pids", "uids"})
 SMALL_SET = 10_000
 """Below this many images a set-level value is far from its large-n limit (the papers use 10k-36.5k
 images; two samples of one distribution of 2048-d features score FID 157 and P-/U-IDS 0 at 2k)."""
+
+FID_FEATURES = 2048
 
 SVM_C = 1.0  # LinearSVC's default, as in Co-Mod-GAN's metric
 SVM_MAX_NEWTON_STEPS = 200
@@ -120,7 +122,9 @@ class Backbones:
         )
 
 
-def _torch_batches(images: Sequence[np.ndarray], batch_size: int, device: str):
+def _torch_batches(
+    images: Sequence[np.ndarray], batch_size: int, device: str
+) -> Iterator[torch.Tensor]:
     """uint8 H x W x 3 arrays -> float32 [0, 1] N x 3 x H x W batches on `device`."""
     import torch
 
@@ -134,11 +138,12 @@ class InceptionFeatures:
     """pytorch-fid's pool3 features of uint8 images: `features(images) -> N x 2048` float64."""
 
     def __init__(self, backbones: Backbones) -> None:
-        from inpaint_cli.layers.inception import FIDInceptionV3
         from inpaint_cli.layers.perceptual import load_backbone
 
         self.device = backbones.device
         self.batch_size = backbones.batch_size
+        from inpaint_cli.layers.inception import FIDInceptionV3
+
         self.network = load_backbone(FIDInceptionV3(), backbones.path("inception")).to(self.device)
 
     def __call__(self, images: Sequence[np.ndarray]) -> np.ndarray:
@@ -147,7 +152,7 @@ class InceptionFeatures:
         with torch.inference_mode():
             chunks = [self.network(batch).double().cpu().numpy()
                       for batch in _torch_batches(images, self.batch_size, self.device)]
-        return np.concatenate(chunks) if chunks else np.zeros((0, 2048))
+        return np.concatenate(chunks) if chunks else np.zeros((0, FID_FEATURES))
 
 
 class LPIPSDistances:
