@@ -1,7 +1,7 @@
 """FID, LPIPS, P-IDS and U-IDS against pytorch-fid 0.3.0, lpips 0.1.4 and Co-Mod-GAN's metric
 (scikit-learn's LinearSVC(dual=False)) without their real weights.
 
-The recipe (docs/design.md, metrics section): each tensor of a weights file is drawn from
+The recipes of docs/metrics.md §4: each tensor of a weights file is drawn from
 `np.random.RandomState(crc32(key))`, so the file is fixed whatever the key order; the tests build
 the files from our modules' key layout in the published formats (`.pth` state dicts). The expected
 numbers were measured by running the reference packages on the same files in a scratch venv:

@@ -2,7 +2,7 @@
 
 `FIDInceptionV3` is the network of pytorch-fid (`pt_inception-2015-12-05-6726825d.pth`, the
 2015-12-05 TensorFlow graph's weights ported to torchvision's `Inception3` names): torchvision's
-Inception-v3 with the patches that make it equal the TF graph (docs/design.md, metrics section):
+Inception-v3 with the patches that make it equal the TF graph (docs/metrics.md §1.2):
 
 - every BasicConv2d's BatchNorm has eps 0.001;
 - the average-pool branches of the A, C and first E blocks ignore the padding

@@ -2,7 +2,7 @@
 
 `d(x0, x1) = sum_l mean_hw sum_c w_lc (n0_lchw - n1_lchw)^2` with `n = f / (||f||_c + 1e-10)`, the
 features `f` at five ReLU taps of an ImageNet backbone, the weights `w_l >= 0` the lpips package's
-`alex.pth` / `vgg.pth` linear layers (docs/design.md, metrics section):
+`alex.pth` / `vgg.pth` linear layers (docs/metrics.md §2):
 
 - alex: torchvision AlexNet features after relu1-relu5 (64, 192, 384, 256, 256 channels);
 - vgg: torchvision VGG16 features at relu1_2, relu2_2, relu3_3, relu4_3, relu5_3.
