@@ -28,9 +28,12 @@ from rich.table import Table
 
 from inpaint_cli import io as image_io
 from inpaint_cli import masks as mask_generators
+from inpaint_cli import feature_metrics
 from inpaint_cli.blend import composite
 from inpaint_cli.errors import InpaintError
-from inpaint_cli.metrics import HIGHER_IS_BETTER, METRICS
+from inpaint_cli.feature_metrics import PER_IMAGE_FEATURE_METRICS, SET_METRICS, Backbones
+from inpaint_cli.metrics import HIGHER_IS_BETTER as PIXEL_HIGHER_IS_BETTER
+from inpaint_cli.metrics import METRICS
 from inpaint_cli.weights import read_manifest
 
 DEFAULT_SIZE = 256
@@ -40,6 +43,8 @@ GRID_ROWS = 4  # images shown in each section's comparison grid
 GRID_GAP = 4  # pixels between the grid's cells
 GRID_HEADER = 16  # pixels of column labels above the grid
 CHECKER_SQUARE = 8  # side of the squares that show the hole in the grid's input column
+HIGHER_IS_BETTER = PIXEL_HIGHER_IS_BETTER | feature_metrics.HIGHER_IS_BETTER
+ALL_METRICS = (*METRICS, *PER_IMAGE_FEATURE_METRICS, *SET_METRICS)
 
 
 class EvalMethod(Protocol):
@@ -57,10 +62,11 @@ class EvalMethod(Protocol):
 
 @dataclass(frozen=True)
 class Summary:
-    """Mean and standard error (sample standard deviation / sqrt(n); 0 when n is 1) of n values."""
+    """Mean and standard error (sample standard deviation / sqrt(n); 0 when n is 1) of n values;
+    for a set-level metric (FID, P-IDS, U-IDS) the one value of the n images' set, stderr None."""
 
     mean: float
-    stderr: float
+    stderr: float | None
     n: int
 
     @classmethod
@@ -69,6 +75,10 @@ class Summary:
         n = len(array)
         stderr = float(array.std(ddof=1) / math.sqrt(n)) if n > 1 else 0.0
         return cls(mean=float(array.mean()), stderr=stderr, n=n)
+
+    @classmethod
+    def of_set(cls, value: float, n: int) -> Summary:
+        return cls(mean=float(value), stderr=None, n=n)
 
 
 @dataclass
@@ -89,6 +99,7 @@ class EvalResult:
         if label in self.blends:
             return self.blends[label]
         return label.rpartition(" + ")[2] if " + " in label else "none"
+    repeat: int = 1
 
 
 def load_eval_images(
@@ -179,16 +190,24 @@ def evaluate(
     progress: Callable[[int], None] | None = None,
     dilate: int = 0,
     feather: int = 0,
+    backbones: Backbones | None = None,
+    repeat: int = 1,
 ) -> EvalResult:
     """Steps 2-4: fill every image under every mask set with every method and score the fills.
 
     Each fill is composited (known pixels from the original) and is uint8 before any metric;
     `hole_l1` is always reported beside `metrics`. The "overall" section pools all (image, mask)
     pairs. `progress(1)` is called after each fill (len(methods) * len(images) * len(mask_specs)
-    calls). With `save_dir`, fills are written to `save_dir/<section>/<method>/<image>.png` and a
-    comparison grid to `save_dir/<section>/comparison.png`. `dilate` grows every hole (a disk of
-    that radius) before any method sees it, and the metrics score the grown hole; `feather` softens
-    each composite over that many pixels inside the hole's edge (as `inpaint fill` does).
+    * repeat calls). With `save_dir`, fills are written to `save_dir/<section>/<method>/<image>.png`
+    and a comparison grid to `save_dir/<section>/comparison.png`. `dilate` grows every hole (a disk
+    of that radius) before any method sees it, and the metrics score the grown hole; `feather`
+    softens each composite over that many pixels inside the hole's edge (as `inpaint fill` does).
+
+    `lpips` (per image) and the set-level `fid`, `pids`, `uids` (one value per method and section
+    from all its fills and their originals; "overall" from the pooled pairs) run networks whose
+    weights `backbones` locates. `repeat` K draws K masks per image (seeds seed .. seed + K - 1),
+    so each section scores K x len(images) fills; drawn fills beyond the first are saved as
+    `<image>~<draw>.png`.
     """
     if feather < 0:
         raise InpaintError(f"--feather must be 0 or more pixels, got {feather}")
@@ -200,39 +219,126 @@ def evaluate(
         raise InpaintError(f"two methods share a label: {', '.join(labels)}")
     if not mask_specs:
         raise InpaintError("nothing to evaluate: no mask sets given")
+    if repeat < 1:
+        raise InpaintError(f"--repeat must be at least 1, got {repeat}")
     size = _common_size(images)
     originals = [image for _, image in images]
-    pooled = {label: {name: [] for name in metric_names} for label in labels}
+    scorer = _FeatureScorer(metric_names, backbones or Backbones(), originals, repeat)
+    per_image_names = [name for name in metric_names if name not in SET_METRICS]
+    pooled = {label: {name: [] for name in per_image_names} for label in labels}
     sections: dict[str, dict[str, dict[str, Summary]]] = {}
     for spec in mask_specs:
         section, holes = eval_masks(spec, len(images), size, seed)
-        holes = [mask_generators.grow_hole(hole, dilate) for hole in holes] if dilate else holes
         if section in sections or section == OVERALL:
             raise InpaintError(f"two mask sets are both labelled {section!r}")
-        scores = {label: {name: [] for name in metric_names} for label in labels}
+        holes += [hole for draw in range(1, repeat)
+                  for hole in eval_masks(spec, len(images), size, seed + draw)[1]]
+        holes = [mask_generators.grow_hole(hole, dilate) for hole in holes] if dilate else holes
+        scores = {label: {name: [] for name in per_image_names} for label in labels}
         grid_fills: dict[str, list[np.ndarray]] = {label: [] for label in labels}
-        for (name, original), hole in zip(images, holes):
+        all_fills: dict[str, list[np.ndarray]] = {label: [] for label in labels}
+        for index, hole in enumerate(holes):
+            name, original = images[index % len(images)]
+            draw = index // len(images)
             for method in methods:
                 filled = _fill(method, original, hole, feather)
                 original_float = original.astype(np.float64) / 255.0
                 filled_float = filled.astype(np.float64) / 255.0
-                for metric in metric_names:
-                    value = METRICS[metric](original_float, filled_float, hole)
-                    scores[method.label][metric].append(value)
-                    pooled[method.label][metric].append(value)
+                for metric in per_image_names:
+                    if metric in METRICS:
+                        value = METRICS[metric](original_float, filled_float, hole)
+                        scores[method.label][metric].append(value)
+                        pooled[method.label][metric].append(value)
+                if scorer.needs_fills:
+                    all_fills[method.label].append(filled)
                 if save_dir is not None:
-                    _write_png(_save_path(save_dir, section, method.label, name), filled)
+                    drawn = Path(name)
+                    if draw:
+                        drawn = drawn.with_name(f"{drawn.stem}~{draw}{drawn.suffix}")
+                    _write_png(_save_path(save_dir, section, method.label, drawn.as_posix()), filled)
                     if len(grid_fills[method.label]) < GRID_ROWS:
                         grid_fills[method.label].append(filled)
                 if progress is not None:
                     progress(1)
-        sections[section] = _summarise(scores)
+        set_scores = {}
+        for label in labels:
+            per_image, set_scores[label] = scorer.score(label, all_fills.pop(label))
+            for metric, values in per_image.items():
+                scores[label][metric] = values
+                pooled[label][metric].extend(values)
+        summaries = _summarise(scores)
+        sections[section] = {
+            label: _ordered(metric_names, {**summaries[label], **set_scores[label]})
+            for label in labels
+        }
         if save_dir is not None:
             grid = _comparison_grid(originals[:GRID_ROWS], holes[:GRID_ROWS], grid_fills)
             _write_png(Path(save_dir) / _safe_name(section) / "comparison.png", grid)
-    sections[OVERALL] = _summarise(pooled)
-    blends = {method.label: getattr(method, "blend", "none") for method in methods}
-    return EvalResult(methods=labels, metrics=metric_names, sections=sections, seed=seed, size=size, blends=blends)
+    overall = _summarise(pooled)
+    sections[OVERALL] = {
+        label: _ordered(metric_names, {**overall[label], **scorer.pooled_set_scores(label)})
+        for label in labels
+    }
+    return EvalResult(
+        methods=labels, metrics=metric_names, sections=sections, seed=seed, size=size,
+        blends={method.label: getattr(method, "blend", "none") for method in methods}, repeat=repeat,
+    )
+
+
+def _ordered(metric_names: Sequence[str], summaries: dict[str, Summary]) -> dict[str, Summary]:
+    return {metric: summaries[metric] for metric in metric_names}
+
+
+class _FeatureScorer:
+    """The network metrics of one evaluation: LPIPS per fill; FID, P-IDS and U-IDS per section
+    from the pool3 features of its fills against those of their originals (computed once), and
+    per method over all sections pooled. Networks load on first use, and only those needed."""
+
+    def __init__(
+        self, metric_names: Sequence[str], backbones: Backbones, originals: Sequence[np.ndarray],
+        repeat: int,
+    ) -> None:
+        self.lpips = "lpips" in metric_names
+        self.set_metrics = [name for name in metric_names if name in SET_METRICS]
+        self.needs_fills = self.lpips or bool(self.set_metrics)
+        self.originals = list(originals) * repeat
+        self.distances = feature_metrics.LPIPSDistances(backbones) if self.lpips else None
+        self.inception = (
+            feature_metrics.InceptionFeatures(backbones) if self.set_metrics else None
+        )
+        self.real = (
+            np.tile(self.inception(list(originals)), (repeat, 1)) if self.inception else None
+        )
+        self.pooled: dict[str, list[np.ndarray]] = {}
+
+    def score(
+        self, label: str, fills: list[np.ndarray]
+    ) -> tuple[dict[str, list[float]], dict[str, Summary]]:
+        """Per-image values and set-level summaries of one method's fills of one section."""
+        per_image: dict[str, list[float]] = {}
+        if self.distances is not None:
+            per_image["lpips"] = [float(d) for d in self.distances(self.originals, fills)]
+        if self.inception is None:
+            return per_image, {}
+        fake = self.inception(fills)
+        self.pooled.setdefault(label, []).append(fake)
+        return per_image, self._set_scores(self.real, fake)
+
+    def pooled_set_scores(self, label: str) -> dict[str, Summary]:
+        if self.inception is None:
+            return {}
+        fake = np.concatenate(self.pooled[label])
+        real = np.tile(self.real, (len(self.pooled[label]), 1))
+        return self._set_scores(real, fake)
+
+    def _set_scores(self, real: np.ndarray, fake: np.ndarray) -> dict[str, Summary]:
+        values: dict[str, float] = {}
+        if "fid" in self.set_metrics:
+            values["fid"] = feature_metrics.frechet_distance(real, fake)
+        if "pids" in self.set_metrics or "uids" in self.set_metrics:
+            pids, uids = feature_metrics.inception_discriminative_scores(real, fake)
+            values.update(pids=pids, uids=uids)
+        return {name: Summary.of_set(values[name], len(fake)) for name in self.set_metrics}
 
 
 def evaluate_methods(
@@ -251,13 +357,15 @@ def evaluate_methods(
     progress: Callable[[int, int], None] | None = None,
     dilate: int = 0,
     feather: int = 0,
+    backbones: Backbones | None = None,
+    repeat: int = 1,
 ) -> tuple[EvalResult, int]:
     """`inpaint eval` (and `inpaint release`): load the methods (architectures by name with their
     bundled weights, then weights files; neither: every bundled model and the classical methods),
     the learned ones filling with `blend`, and `evaluate` them on the images of `data_dir`.
     `progress(done, total)` follows the fills; `dilate`/`feather` grow and soften every hole, and
-    `seed` also seeds the classical methods that draw (patchmatch). Returns the result and the
-    number of images."""
+    `seed` also seeds the classical methods that draw (patchmatch); `backbones` and `repeat` as
+    `evaluate`. Returns the result and the number of images."""
     from inpaint_cli.fill import FillOptions, Inpainter, resolve_model
     from inpaint_cli.registry import list_archs
 
@@ -269,7 +377,7 @@ def evaluate_methods(
     options = FillOptions(strategy="auto", blend=blend, max_side=max(size, 1024))
     inpainters = [Inpainter(model, device, options if model.spec.learned else FillOptions(seed=seed)) for model in loaded]
     images = load_eval_images(data_dir, size, limit)
-    total, done = len(inpainters) * len(images) * len(mask_specs), 0
+    total, done = len(inpainters) * len(images) * len(mask_specs) * repeat, 0
 
     def advance(count: int) -> None:
         nonlocal done
@@ -279,14 +387,14 @@ def evaluate_methods(
 
     advance(0)
     result = evaluate(inpainters, images, mask_specs, metrics, seed=seed, save_dir=save_dir, progress=advance,
-                      dilate=dilate, feather=feather)
+                      dilate=dilate, feather=feather, backbones=backbones, repeat=repeat)
     return result, len(images)
 
 
 def _metric_names(metrics: Sequence[str]) -> list[str]:
     for name in metrics:
-        if name not in METRICS:
-            raise InpaintError(f"unknown metric {name!r} (choose from {', '.join(METRICS)})")
+        if name not in ALL_METRICS:
+            raise InpaintError(f"unknown metric {name!r} (choose from {', '.join(ALL_METRICS)})")
     names = list(dict.fromkeys(metrics))
     if ALWAYS_REPORTED not in names:
         names.append(ALWAYS_REPORTED)
@@ -373,17 +481,46 @@ def show_hole(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
 
 
 def _format(metric: str, summary: Summary) -> str:
-    digits = 2 if metric == "psnr" else 4
+    digits = 2 if metric in ("psnr", "fid") else 4
+    if summary.stderr is None:
+        return f"{summary.mean:.{digits}f}"
     return f"{summary.mean:.{digits}f} ± {summary.stderr:.{digits}f}"
 
 
+def small_set_warning(result: EvalResult) -> str | None:
+    """The caveat for set-level values from fewer than `SMALL_SET` images, or None."""
+    counts = {
+        summary.n
+        for per_method in result.sections.values()
+        for per_metric in per_method.values()
+        for metric, summary in per_metric.items()
+        if metric in SET_METRICS
+    }
+    if not counts or min(counts) >= feature_metrics.SMALL_SET:
+        return None
+    return (
+        f"FID, P-IDS and U-IDS from n = {min(counts)} < {feature_metrics.SMALL_SET:,} images are "
+        "biased (FID up, P-/U-IDS down): compare them only at equal n (--repeat K draws K masks"
+        " per image)"
+    )
+
+
 def render_tables(result: EvalResult) -> list[Table]:
-    """One table per section (overall last): rows are methods, cells mean ± standard error, the
-    best mean of each metric in bold."""
+    """One table per section (overall last): rows are methods, cells mean ± standard error (one
+    value for set-level metrics, from all n images of the section), the best mean of each metric
+    in bold; a caption warns when set-level values come from a small n."""
     tables = []
+    set_level = [metric for metric in result.metrics if metric in SET_METRICS]
+    caption = "mean ± standard error"
+    if set_level:
+        caption += f"; {', '.join(_MARKDOWN_NAMES[m] for m in set_level)}: one value per set of n"
+    warning = small_set_warning(result)
     for section, per_method in result.sections.items():
         n = next(iter(next(iter(per_method.values())).values())).n
-        table = Table(title=f"{section} (n = {n})", caption="mean ± standard error")
+        table = Table(
+            title=f"{section} (n = {n})",
+            caption=caption + (f"\nwarning: {warning}" if warning else ""),
+        )
         table.add_column("method")
         for metric in result.metrics:
             arrow = "↑" if metric in HIGHER_IS_BETTER else "↓"
@@ -417,6 +554,7 @@ def result_to_json(result: EvalResult) -> str:
     document = {
         "seed": result.seed,
         "size": result.size,
+        "repeat": result.repeat,
         "methods": result.methods,
         "metrics": result.metrics,
         "sections": sections,
@@ -443,6 +581,7 @@ def result_from_json(text: str) -> EvalResult:
             seed=int(document["seed"]),
             size=int(document["size"]),
             blends={str(label): str(blend) for label, blend in document.get("blends", {}).items()},
+            repeat=int(document.get("repeat", 1)),
         )
     except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise InpaintError(f"not an evaluation result: {error}") from error
@@ -450,29 +589,39 @@ def result_from_json(text: str) -> EvalResult:
 
 def result_to_markdown(result: EvalResult) -> str:
     """One Markdown table: a row per section and method, the section named on its first row,
-    cells are means (PSNR in dB to 2 decimals, others to 3)."""
+    cells are means (PSNR in dB and FID to 2 decimals, others to 3); with set-level metrics, a
+    last column `n`, the images each set-level value came from."""
     columns = [*result.metrics]
-    header = "| masks | method | " + " | ".join(_MARKDOWN_NAMES.get(m, m) for m in columns) + " |"
-    lines = [header, "|" + "---|" * (len(columns) + 2)]
+    with_n = any(metric in SET_METRICS for metric in columns)
+    names = [_MARKDOWN_NAMES.get(m, m) for m in columns] + (["n"] if with_n else [])
+    header = "| masks | method | " + " | ".join(names) + " |"
+    lines = [header, "|" + "---|" * (len(names) + 2)]
     for section, per_method in result.sections.items():
         for index, label in enumerate(result.methods):
-            cells = [f"{per_method[label][m].mean:.{2 if m == 'psnr' else 3}f}" for m in columns]
+            summaries = per_method[label]
+            cells = [f"{summaries[m].mean:.{2 if m in ('psnr', 'fid') else 3}f}" for m in columns]
+            if with_n:
+                cells.append(str(next(s.n for m, s in summaries.items() if m in SET_METRICS)))
             lines.append(f"| {section if index == 0 else ''} | {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-_MARKDOWN_NAMES = {"psnr": "PSNR (dB)", "ssim": "SSIM", "hole_l1": "hole L1", "l1": "L1", "l2": "L2"}
+_MARKDOWN_NAMES = {
+    "psnr": "PSNR (dB)", "ssim": "SSIM", "hole_l1": "hole L1", "l1": "L1", "l2": "L2",
+    "lpips": "LPIPS", "fid": "FID", "pids": "P-IDS", "uids": "U-IDS",
+}
 
 
 def result_to_csv(result: EvalResult) -> str:
     """The result as CSV, one row per section, method and metric:
-    section,method,metric,mean,stderr,n."""
+    section,method,metric,mean,stderr,n (stderr empty for a set-level value)."""
     buffer = StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["section", "method", "metric", "mean", "stderr", "n"])
     for section, per_method in result.sections.items():
         for label, per_metric in per_method.items():
             for metric, summary in per_metric.items():
-                values = [repr(summary.mean), repr(summary.stderr), summary.n]
+                stderr = "" if summary.stderr is None else repr(summary.stderr)
+                values = [repr(summary.mean), stderr, summary.n]
                 writer.writerow([section, label, metric, *values])
     return buffer.getvalue()

@@ -132,10 +132,38 @@ def test_mismatched_files_give_one_line_errors(tmp_path, state, message):
 def test_missing_and_non_safetensors_files(tmp_path):
     with pytest.raises(InpaintError, match="no such file"):
         load_backbone(_TinyBackbone(), tmp_path / "absent.safetensors")
-    bogus = tmp_path / "vgg16-397923af.pth"
+    bogus = tmp_path / "vgg16.safetensors"
     bogus.write_bytes(b"PK\x03\x04 not safetensors at all")
     with pytest.raises(InpaintError, match="not a readable safetensors file"):
         load_backbone(_TinyBackbone(), bogus)
+    bogus_pth = tmp_path / "vgg16-397923af.pth"
+    bogus_pth.write_bytes(b"PK\x03\x04 not a torch file at all")
+    with pytest.raises(InpaintError, match="not a plain PyTorch state dict"):
+        load_backbone(_TinyBackbone(), bogus_pth)
+
+
+class _Payload:
+    """Unpickling this would call `print`: what `weights_only=True` must refuse."""
+
+    def __reduce__(self):
+        return (print, ("code ran",))
+
+
+def test_pth_files_load_as_state_dicts_without_running_code(tmp_path):
+    source = _TinyBackbone()
+    torch.nn.init.normal_(source.conv.weight)
+    good = tmp_path / "tiny.pth"
+    torch.save(source.state_dict(), good)
+    loaded = load_backbone(_TinyBackbone(), good)
+    assert torch.equal(loaded.conv.weight, source.conv.weight)
+    evil = tmp_path / "evil.pth"
+    torch.save({"conv.weight": source.conv.weight, "extra": _Payload()}, evil)
+    with pytest.raises(InpaintError, match="not a plain PyTorch state dict"):
+        load_backbone(_TinyBackbone(), evil)
+    nested = tmp_path / "nested.pth"
+    torch.save({"state_dict": source.state_dict()}, nested)
+    with pytest.raises(InpaintError, match="not a state dict of named tensors"):
+        load_backbone(_TinyBackbone(), nested)
 
 
 def test_optional_backbone_warns_once_with_the_way_out():

@@ -213,25 +213,48 @@ class ResNet50Dilated(FrozenBackbone):
 # ------------------------------------------------------------------------------- loading
 
 
+def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file, or of a PyTorch `.pth`/`.pt` state dict read with
+    `torch.load(weights_only=True)` (tensors and plain containers only: no code is unpickled)."""
+    import pickle
+
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    shown = os.fspath(path)
+    if not os.path.isfile(path):
+        raise InpaintError(f"backbone weights {shown}: no such file")
+    if os.fspath(path).lower().endswith((".pth", ".pt")):
+        try:
+            loaded = torch.load(shown, map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, OSError, EOFError, ValueError) as error:
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else "unreadable"
+            raise InpaintError(
+                f"backbone weights {shown}: not a plain PyTorch state dict ({first_line})"
+            ) from None
+        if not isinstance(loaded, dict) or not all(
+            isinstance(key, str) and isinstance(value, torch.Tensor) for key, value in loaded.items()
+        ):
+            raise InpaintError(f"backbone weights {shown}: not a state dict of named tensors")
+        return loaded
+    try:
+        return load_file(shown, device="cpu")
+    except (SafetensorError, OSError, ValueError) as error:
+        raise InpaintError(
+            f"backbone weights {shown}: not a readable safetensors file ({error})"
+        ) from None
+
+
 def load_backbone(backbone: FrozenBackbone, path: str | os.PathLike[str]) -> FrozenBackbone:
-    """Load `backbone`'s weights from the safetensors file `path`, freeze it, put it in eval mode.
+    """Load `backbone`'s weights from `path` (safetensors, or a `.pth` state dict read safely by
+    `read_state_dict`), freeze it, put it in eval mode.
 
     Keys must match exactly, except the module's `ignored_prefixes` (extra heads of the published
     file) and `num_batches_tracked` (may be missing). Tensors are loaded as float32. Every problem
     (no such file, not safetensors, missing/unexpected keys, wrong shapes) is an `InpaintError`.
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     name = type(backbone).__name__
-    if not os.path.isfile(path):
-        raise InpaintError(f"backbone weights {os.fspath(path)}: no such file")
-    try:
-        loaded = load_file(os.fspath(path), device="cpu")
-    except (SafetensorError, OSError, ValueError) as error:
-        raise InpaintError(
-            f"backbone weights {os.fspath(path)}: not a readable safetensors file ({error})"
-        ) from None
+    loaded = read_state_dict(path)
     own = backbone.state_dict()
     state = {
         key: value
