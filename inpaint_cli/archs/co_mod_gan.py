@@ -32,6 +32,7 @@ from torch import nn
 from inpaint_cli.archs.base import ArchSpec, InpaintModel, Phase, TrainingRecipe, TrainOptions
 from inpaint_cli.layers.adversarial import bce_discriminator_loss, bce_generator_loss
 from inpaint_cli.layers.stylegan2 import (
+    ChannelsLastSafe,
     Conv2dLayer,
     FullyConnectedLayer,
     MappingNetwork,
@@ -162,7 +163,7 @@ class CoModSynthesis(nn.Module):
         return image
 
 
-class CoModGANGenerator(InpaintModel):
+class CoModGANGenerator(ChannelsLastSafe, InpaintModel):
     """Mapping + synthesis: 79,792,231 parameters in the paper config (512)."""
 
     #: the official inference's truncation: none (psi = 1)

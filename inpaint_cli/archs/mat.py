@@ -38,6 +38,7 @@ from inpaint_cli.archs.base import ArchSpec, InpaintModel, TrainOptions
 from inpaint_cli.archs.co_mod_gan import CoModGANRecipe
 from inpaint_cli.layers.perceptual import VGGFeatures, optional_backbone
 from inpaint_cli.layers.stylegan2 import (
+    ChannelsLastSafe,
     Conv2dLayer,
     FullyConnectedLayer,
     MappingNetwork,
@@ -438,7 +439,7 @@ class Synthesis(nn.Module):
         return output, coarse
 
 
-class MATGenerator(InpaintModel):
+class MATGenerator(ChannelsLastSafe, InpaintModel):
     """Mapping + both stages: 61,562,518 parameters in the paper config (512)."""
 
     #: the official inference's truncation (`generate_image.py --trunc 1`)

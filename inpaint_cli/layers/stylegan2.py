@@ -237,6 +237,21 @@ class StyleConv(nn.Module):
         return bias_act(x, self.bias, "lrelu")
 
 
+class ChannelsLastSafe(nn.Module):
+    """`.to(memory_format=torch.channels_last)` converts the 4-D tensors only: `Module.to` would
+    reject the 5-D modulated weights [1, O, I, k, k] that the official checkpoints store (their
+    per-sample grouped convs gain nothing from the layout anyway)."""
+
+    def to(self, *args, **kwargs):
+        device, dtype, non_blocking, memory_format = torch._C._nn._parse_to(*args, **kwargs)
+        super().to(device=device, dtype=dtype, non_blocking=non_blocking)
+        if memory_format is not None:
+            for tensor in (*self.parameters(), *self.buffers()):
+                if tensor.dim() == 4:
+                    tensor.data = tensor.data.contiguous(memory_format=memory_format)
+        return self
+
+
 class ToRGB(nn.Module):
     """1 x 1 modulated conv without demodulation, + bias, + the x2-upsampled previous image."""
 
