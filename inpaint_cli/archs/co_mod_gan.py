@@ -234,7 +234,6 @@ class CoModGANRecipe(TrainingRecipe):
         group = min(config.mbstd_group, options.batch)
         if options.batch % group:
             raise ValueError(f"the minibatch-stddev layer needs a batch divisible by {group}")
-        self.discriminator_steps = 0
         self.default_ema_decay = ema_beta(options.batch, config.ema_kimg)
 
     def phases(self) -> list[Phase]:
@@ -252,7 +251,14 @@ class CoModGANRecipe(TrainingRecipe):
         ):
             lr, betas = lazy_adam_settings(self.config.lr * scale, ADAM_BETAS, interval)
             optimizers[name] = torch.optim.Adam(network.parameters(), lr, betas=betas, eps=1e-8)
+        self.discriminator_optimizer = optimizers["discriminator"]
         return optimizers
+
+    def discriminator_updates(self) -> int:
+        """D updates so far, read from its Adam state (restored on resume, unlike a counter)."""
+        optimizer = self.discriminator_optimizer
+        state = optimizer.state.get(optimizer.param_groups[0]["params"][0], {})
+        return int(state.get("step", 0))
 
     def styles(self, generator: CoModGANGenerator, batch: int, device: torch.device) -> torch.Tensor:
         """ws for a training step: fresh z, training truncation, style mixing."""
@@ -284,8 +290,8 @@ class CoModGANRecipe(TrainingRecipe):
     def discriminator_loss(self, discriminator, image, mask, output):
         config = self.config
         known = 1 - mask
-        regularize = self.discriminator_steps % config.r1_interval == 0  # the official Dreg phase: steps 0, 16, ...
-        self.discriminator_steps += 1
+        # the official Dreg phase runs at D steps 0, 16, 32, ...
+        regularize = self.discriminator_updates() % config.r1_interval == 0
         fakes = self.fakes(output, image, mask)
         reals = [(image * 2 - 1).detach().requires_grad_(regularize) for _ in fakes]
         fake_logits = self.head_logits(discriminator, fakes, known)
