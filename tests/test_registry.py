@@ -26,6 +26,8 @@ PAPER_GENERATOR_PARAMETERS = {
     ("pconv", "paper"): 32_865_236,
     ("aot-gan", "paper"): 15_200_835,
     ("lama", "fourier"): 27_048_835,
+    ("co-mod-gan", "paper"): 79_792_231,
+    ("mat", "paper"): 61_562_518,
 }
 
 

@@ -12,7 +12,7 @@ from inpaint_cli.checkpoint import load_release
 from inpaint_cli.devices import autocast_dtype
 from inpaint_cli.errors import InpaintError
 from inpaint_cli.fill import Inpainter, LoadedModel
-from inpaint_cli.registry import list_archs
+from inpaint_cli.registry import get_arch, list_archs
 from inpaint_cli.train import TrainSettings, start_training
 from inpaint_cli.train.data import BatchPrefetcher, BatchSampler, ImageCache, as_tensors, find_training_images
 from inpaint_cli.train.ema import WeightAverage
@@ -43,13 +43,15 @@ def _settings(folder, out, arch, **overrides):
 @pytest.mark.slow
 @pytest.mark.parametrize("arch", list_archs(learned=True))
 def test_every_architecture_trains_and_its_export_fills(arch, image_folder, tmp_path):
-    trainer = start_training(_settings(image_folder, tmp_path / arch, arch))
+    spec = get_arch(arch)
+    size = spec.recipe.required_size(spec.config("tiny")) or 64  # a fixed-input network's own window
+    trainer = start_training(_settings(image_folder, tmp_path / arch, arch, size=size, cache_side=max(size, 64)))
     result = trainer.run()
     assert result.step == 6
     assert all(np.isfinite(v) for row in result.history for v in row.values())
     model, spec, config, metadata = load_release(result.export_path)
     assert (spec.name, config, metadata["step"]) == (arch, "tiny", "6")
-    assert json.loads(metadata["training_json"])["size"] == 64
+    assert json.loads(metadata["training_json"])["size"] == size
     image = np.asarray(Image.open(image_folder / "p0.png"))[:64, :64].copy()
     hole = np.zeros((64, 64), bool)
     hole[20:40, 16:44] = True
