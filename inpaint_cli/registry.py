@@ -1,7 +1,11 @@
 """Architecture names -> `ArchSpec`, discovered from the modules of `inpaint_cli.archs`.
 
 Each architecture module exposes `SPECS`, a tuple of `ArchSpec`; a new file under `archs/` is
-registered (and tested by the registry-wide tests) the moment it exists, as in timm.
+registered (and tested by the registry-wide tests) the moment it exists, as in timm, once its
+names are listed in `ORDER`. `ORDER` is the registry's list of names, readable without importing
+torch (this module imports the architectures only when a spec is asked for), so the command line
+checks `--arch` before loading any model; discovery refuses a spec missing from it, and a name
+without a spec.
 """
 
 from __future__ import annotations
@@ -9,11 +13,14 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from functools import cache
+from typing import TYPE_CHECKING
 
-from inpaint_cli.archs.base import ArchSpec
 from inpaint_cli.errors import InpaintError
 
-#: display order: the learned architectures by date, then the classical baselines
+if TYPE_CHECKING:
+    from inpaint_cli.archs.base import ArchSpec
+
+#: every architecture's name, in display order: the learned ones by date, then the classical baselines
 ORDER = ("context-encoder", "glcic", "deepfill-v1", "deepfill-v2", "pconv", "aot-gan", "lama", "telea", "ns", "harmonic")
 
 
@@ -30,8 +37,9 @@ def _specs() -> dict[str, ArchSpec]:
             if spec.name in specs:
                 raise RuntimeError(f"architecture {spec.name!r} registered twice")
             specs[spec.name] = spec
-    rank = {name: index for index, name in enumerate(ORDER)}
-    return dict(sorted(specs.items(), key=lambda item: (rank.get(item[0], len(ORDER)), item[0])))
+    if set(specs) != set(ORDER):
+        raise RuntimeError(f"registry.ORDER must list exactly the registered architectures: {', '.join(specs)}")
+    return {name: specs[name] for name in ORDER}
 
 
 def list_archs(learned: bool | None = None) -> list[str]:
