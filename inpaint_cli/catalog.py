@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from rich.padding import Padding
 from rich.table import Table
 
 from inpaint_cli.archs.base import ArchSpec, count_parameters
@@ -58,7 +59,7 @@ def catalog() -> Catalog:
     return Catalog(rows, bundled, manifest.get("default"), directory)
 
 
-def render_catalog(listed: Catalog) -> list[Table | str]:
+def render_catalog(listed: Catalog) -> list[Table | Padding | str]:
     """The tables and lines `inpaint models` prints: configs with counts (the default one starred),
     papers and inputs, the bundled weights and the default model."""
     rows = listed.architectures
@@ -74,15 +75,19 @@ def render_catalog(listed: Catalog) -> list[Table | str]:
     for name in dict.fromkeys(row["arch"] for row in rows):
         first = next(row for row in rows if row["arch"] == name)
         papers.add_row(name, first["paper"], first["input"])
-    shown: list[Table | str] = [table, papers, "* the config that `--arch NAME` means (its bundled weights, when present)"]
+    shown: list[Table | Padding | str] = [table, papers, "* the config that `--arch NAME` means (its bundled weights, when present)"]
     if listed.bundled:
-        weights_table = Table(title=f"Bundled weights ({listed.weights_dir})")
-        for column in ("arch", "file", "steps", "trained on", "model card"):
-            weights_table.add_column(column)
+        shown.append(f"Bundled weights ({listed.weights_dir}):")
         for item in listed.bundled:
-            name = f"{item['file']} (default)" if item["default"] else item["file"]
-            weights_table.add_row(item["arch"], name, str(item["steps"]), item["data"], item["summary"])
-        shown.append(weights_table)
+            # the file name, what `--weights` takes, on a line of its own: never cut by a narrow terminal
+            shown.append(f"  {item['file']}" + (" (the default model)" if item["default"] else ""))
+            details = Table.grid(padding=(0, 2))
+            details.add_column(no_wrap=True)
+            details.add_column()
+            details.add_row("arch", f"{item['arch']}, {item['steps']} steps")
+            details.add_row("trained on", item["data"])
+            details.add_row("model card", item["summary"])
+            shown.append(Padding(details, (0, 0, 1, 4), expand=False))
     else:
         shown.append("No bundled weights: the default model is telea. Train one with `inpaint train --arch glcic`.")
     return [*shown, f"Default model for `inpaint fill`: {listed.default or 'telea'}"]

@@ -1,8 +1,8 @@
 """The `inpaint` command line: parse, call the library, print. Torch is imported only by the
 commands that need it, so `inpaint --help` stays fast.
 
-Errors a user can cause print one line, `error: ...`, on stderr and exit 1 (2 for malformed
-arguments); `--debug` or INPAINT_DEBUG=1 shows the traceback instead.
+Errors a user can cause print one line, `error: ...`, on stderr and exit 1 (2 for malformed arguments);
+every argument is checked before torch loads (`options`); `--debug` or INPAINT_DEBUG=1 shows tracebacks.
 """
 
 from __future__ import annotations
@@ -11,12 +11,15 @@ import contextlib
 import functools
 import json
 import os
+import signal
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
 
+from inpaint_cli import options
 from inpaint_cli.errors import InpaintError
 
 app = typer.Typer(
@@ -71,7 +74,7 @@ def main_options(
 def fill(
     input: Annotated[Path, typer.Argument(help="An image file, or a folder of images.", show_default=False, metavar="INPUT")],
     mask: Annotated[Optional[Path], typer.Option("--mask", "-m", help="Mask file, or folder of masks matched by stem (X.* or X_mask.*). White (>= 128) = hole; RGBA: transparent = hole.")] = None,
-    rect: Annotated[list[str], typer.Option("--rect", help="Hole rectangle x,y,w,h in pixels (repeatable; united with --mask).")] = [],
+    rect: Annotated[list[str], typer.Option("--rect", help="Hole rectangle x,y,w,h in pixels (repeatable; united with --mask).", callback=options.at_parse_time(options.check_rects))] = [],
     invert_mask: Annotated[bool, typer.Option("--invert-mask", help="Treat black (or opaque) as the hole.")] = False,
     resize_mask: Annotated[bool, typer.Option("--resize-mask", help="Resize a mask of another size to the image (nearest).")] = False,
     arch: Annotated[Optional[str], typer.Option("--arch", "-a", help="Architecture (default: the best bundled model). See `inpaint models`.")] = None,
@@ -80,9 +83,9 @@ def fill(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")] = False,
     blend: Annotated[str, typer.Option("--blend", help="auto (the post-processing the weights were released with, else the paper's own: poisson for GLCIC, none for the others), none, or poisson (fast marching + Poisson blending).")] = "auto",
     strategy: Annotated[str, typer.Option("--strategy", help="full: whole image; crop: a window with context around each hole region; resize: at most --max-side, hole upsampled; auto: full up to --max-side, else crop (fixed-input models such as context-encoder always crop 128x128 windows, scaling holes larger than the model's output).")] = "auto",
-    max_side: Annotated[int, typer.Option("--max-side", help="Longer side a model fills in one piece (auto/resize).")] = 1024,
+    max_side: Annotated[int, typer.Option("--max-side", min=1, help="Longer side a model fills in one piece (auto/resize).")] = 1024,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
-    quality: Annotated[int, typer.Option("--quality", help="JPEG/WebP quality. A JPEG output is re-encoded, so its known pixels change slightly; PNG, TIFF, BMP keep them bit for bit.")] = 95,
+    quality: Annotated[int, typer.Option("--quality", min=1, max=100, help="JPEG/WebP quality. A JPEG output is re-encoded, so its known pixels change slightly; PNG, TIFF, BMP keep them bit for bit.")] = 95,
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders of a folder input.")] = False,
     attention_map: Annotated[Optional[Path], typer.Option("--attention-map", help="DeepFill only: write the colour-coded map of where each hole pixel borrowed from.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON record per image on stdout.")] = False,
@@ -102,6 +105,7 @@ def fill(
     """
     from inpaint_cli.masks import plan_fill
 
+    options.check_names(archs=[arch], blend=blend, strategy=strategy, device=device)
     plan = plan_fill(input, mask, rect, output, recursive=recursive, invert=invert_mask, resize_mask=resize_mask,
                      quality=quality, overwrite=overwrite, attention_map=attention_map, warn=warn)
     # everything a user can get wrong is checked before torch is even imported
@@ -128,14 +132,18 @@ def fill(
 @contextlib.contextmanager
 def _progress(label: str, show: bool = True):
     """A transient progress bar on stderr (where `show`); yields a library's `progress(done, total)`."""
-    if not show:
-        yield lambda done, total: None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TimeRemainingColumn
 
-    with Progress(f"[bold]{label}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=stderr, transient=True) as progress:
+    with _live_display(f"[bold]{label}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), show=show) as progress:
         task = progress.add_task(label, total=None)
         yield lambda done, total: progress.update(task, completed=done, total=total)
+
+
+def _live_display(*columns, transient: bool = True, show: bool = True):
+    """A rich Progress on stderr, off where stderr is no terminal (rich ends it there with an empty line)."""
+    from rich.progress import Progress
+
+    return Progress(*columns, console=stderr, transient=transient, disable=not (show and stderr.is_interactive))
 
 
 @app.command("eval")
@@ -143,11 +151,11 @@ def _progress(label: str, show: bool = True):
 def eval_command(
     arch: Annotated[list[str], typer.Option("--arch", "-a", help="Method to compare (repeatable): an architecture's bundled weights, or telea / ns / harmonic. Default: every bundled model and the three classical methods.")] = [],
     weights: Annotated[list[str], typer.Option("--weights", "-w", help="Weights file or hf:// path to compare (repeatable; labelled by file stem).")] = [],
-    data: Annotated[Optional[Path], typer.Option("--data", help="Folder of images (recursive). Default: $INPAINT_DATA/eval.")] = None,
+    data: Annotated[Optional[Path], typer.Option("--data", help="Folder of images (recursive). Default: $INPAINT_DATA/eval (INPAINT_DATA: the data folder).")] = None,
     mask_sets: Annotated[list[str], typer.Option("--masks", help="Mask set (repeatable): a generator (box, center, irregular[:LO-HI], freeform, lama-thin, lama-medium, lama-thick) or a folder of mask files. Each gets its own table.")] = [],
     metric: Annotated[list[str], typer.Option("--metric", help="l1, l2, psnr, ssim (repeatable); hole_l1 is always reported.")] = [],
     seed: Annotated[int, typer.Option("--seed", help="Seed of the generated masks and of folder-mask assignment.")] = 0,
-    limit: Annotated[Optional[int], typer.Option("--limit", help="Use only the first N images.")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Use only the first N images.")] = None,
     size: Annotated[int, typer.Option("--size", help="Images are resized (shorter side) and centre-cropped to this square.")] = 256,
     blend: Annotated[str, typer.Option("--blend", help="auto (each model's release post-processing, else its paper's: poisson for GLCIC, none for the others; the table labels a blended method 'NAME + poisson'), none, or poisson for every learned method.")] = "auto",
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
@@ -168,6 +176,7 @@ def eval_command(
     from inpaint_cli.evaluate import evaluate_methods, render_tables, result_to_csv, result_to_json, result_to_markdown
     from inpaint_cli.io import data_folder
 
+    options.check_names(archs=arch, blend=blend, device=device)
     if csv_path is not None and csv_path.exists():
         raise InpaintError(f"{csv_path} exists; remove it or pick another --csv path")
     data_dir = data or data_folder("eval")
@@ -212,8 +221,8 @@ def models(
 def masks(
     kind: Annotated[str, typer.Argument(help="Generator: box, center, irregular[:LO-HI], freeform, lama-thin, lama-medium, lama-thick.", show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write 00000.png, 00001.png, ... into.")],
-    count: Annotated[int, typer.Option("--count", "-n", help="How many masks.")] = 100,
-    size: Annotated[int, typer.Option("--size", help="Side of the square masks.")] = 256,
+    count: Annotated[int, typer.Option("--count", "-n", min=1, help="How many masks.")] = 100,
+    size: Annotated[int, typer.Option("--size", min=8, help="Side of the square masks.")] = 256,
     seed: Annotated[int, typer.Option("--seed", help="Mask i is drawn from default_rng([seed, i, kind_id]).")] = 0,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing mask files.")] = False,
 ) -> None:
@@ -223,8 +232,6 @@ def masks(
     """
     from inpaint_cli.masks import generate_mask_set
 
-    if count < 1 or size < 8:
-        raise InpaintError("--count must be >= 1 and --size >= 8")
     paths = generate_mask_set(kind, count, size, seed, out, overwrite=overwrite)
     stderr.print(f"wrote {len(paths)} {kind} masks to {out}", markup=False)
 
@@ -236,23 +243,23 @@ def train(
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder: checkpoint/, samples/, log.jsonl and the export <arch>-<config>.safetensors.")],
     data: Annotated[list[Path], typer.Option("--data", help="Image folder (repeatable, recursive). Default: $INPAINT_DATA/train.")] = [],
     config: Annotated[Optional[str], typer.Option("--config", "-c", help="Config name (default: the arch's bundled one; `paper` = the paper's).")] = None,
-    size: Annotated[int, typer.Option("--size", help="Square training crop (the papers use 256).")] = 128,
-    batch: Annotated[int, typer.Option("--batch", help="Images per step.")] = 16,
-    steps: Annotated[Optional[int], typer.Option("--steps", help="Total steps over all phases [default: 20000; on --resume, the stored value].")] = None,
-    phase_steps: Annotated[Optional[str], typer.Option("--phase-steps", help="Lengths of all phases but the last, comma-separated (GLCIC: T_C,T_D; DeepFill v1: L1-only steps before the critics start). Default: the paper's proportions of --steps (GLCIC 90k/10k/400k; DeepFill v1 none).")] = None,
+    size: Annotated[int, typer.Option("--size", min=16, help="Square training crop (the papers use 256).")] = 128,
+    batch: Annotated[int, typer.Option("--batch", min=1, help="Images per step.")] = 16,
+    steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="Total steps over all phases [default: 20000; on --resume, the stored value].")] = None,
+    phase_steps: Annotated[Optional[str], typer.Option("--phase-steps", callback=options.at_parse_time(options.parse_phase_steps), help="Lengths of all phases but the last, comma-separated (GLCIC: T_C,T_D; DeepFill v1: L1-only steps before the critics start). Default: the paper's proportions of --steps (GLCIC 90k/10k/400k; DeepFill v1 none).")] = None,
     lr: Annotated[Optional[float], typer.Option("--lr", help="Generator learning rate (default: the recipe's).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the data order, holes and initialisation.")] = 0,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
     precision: Annotated[str, typer.Option("--precision", help="auto (bf16 autocast on CUDA and on CPUs with AMX, fp16 on older CUDA, else fp32), fp32, bf16 or fp16.")] = "auto",
-    workers: Annotated[int, typer.Option("--workers", help="Processes drawing the coming batches (crops and holes) ahead of the step, so a GPU is not kept waiting; 0: one background thread. Any number gives the same batches.")] = 0,
-    checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", help="Steps between checkpoints (and exports).")] = 500,
-    sample_every: Annotated[int, typer.Option("--sample-every", help="Steps between sample grids in samples/.")] = 500,
+    workers: Annotated[int, typer.Option("--workers", min=0, help="Processes drawing the coming batches (crops and holes) ahead of the step, so a GPU is not kept waiting; 0: one background thread. Any number gives the same batches.")] = 0,
+    checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", min=1, help="Steps between checkpoints (and exports).")] = 500,
+    sample_every: Annotated[int, typer.Option("--sample-every", min=1, help="Steps between sample grids in samples/.")] = 500,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out exactly where its checkpoint left it.")] = False,
     init_weights: Annotated[Optional[str], typer.Option("--init-weights", help="Start the generator from a release file (warm start).")] = None,
-    ema: Annotated[Optional[float], typer.Option("--ema", help="Export a moving average of the generator's weights with this decay, e.g. 0.999 (updated every generator step; it steadies fills that swing between checkpoints). Default: the last step's weights, as the papers.")] = None,
+    ema: Annotated[Optional[float], typer.Option("--ema", callback=options.at_parse_time(options.check_ema_decay), help="Export a moving average of the generator's weights with this decay, e.g. 0.999 (updated every generator step; it steadies fills that swing between checkpoints). Default: the last step's weights, as the papers.")] = None,
     backbone: Annotated[Optional[Path], typer.Option("--backbone", help="Safetensors file of the pretrained backbone for perceptual losses (PConv, AOT-GAN: VGG; LaMa: ResNet50).")] = None,
     masks: Annotated[list[str], typer.Option("--masks", help="Training holes, KIND or KIND@WEIGHT (repeatable), e.g. --masks box --masks irregular:10-60. Default: the paper's holes for the arch.")] = [],
-    cache_side: Annotated[int, typer.Option("--cache-side", help="Images are resized once so their shorter side is this, then cropped (the evaluation's scale is 256).")] = 256,
+    cache_side: Annotated[int, typer.Option("--cache-side", min=1, help="Images are resized once so their shorter side is this, then cropped (the evaluation's scale is 256).")] = 256,
     data_note: Annotated[str, typer.Option("--data-note", help="What the data is and its terms, recorded in the export's metadata.")] = "",
 ) -> None:
     """Train an architecture on your own pictures.
@@ -263,33 +270,25 @@ def train(
       inpaint train --arch glcic --data ~/pictures --out runs/glcic
       inpaint train --arch glcic --out runs/glcic --resume --steps 40000
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TextColumn, TimeRemainingColumn
 
     from inpaint_cli.io import data_folder
-    from inpaint_cli.train import TrainSettings, start_training
 
-    phases = None
-    if phase_steps:
-        try:
-            phases = [int(v) for v in phase_steps.split(",")]
-        except ValueError:
-            raise InpaintError(f"--phase-steps must be integers separated by commas, got {phase_steps!r}") from None
-    if size < 16 or batch < 1 or workers < 0:
-        raise InpaintError("--size must be >= 16, --batch >= 1 and --workers >= 0")
-    if ema is not None and not 0 < ema < 1:
-        raise InpaintError(f"--ema must lie between 0 and 1 (e.g. 0.999), got {ema}")
+    options.check_names(archs=[arch], device=device, precision=precision)
+    data_dirs = [str(d) for d in data or [data_folder("train")]] if not resume else []
+    from inpaint_cli.train import TrainSettings, start_training
     settings = TrainSettings(
-        arch=arch, out_dir=str(out), data_dirs=[str(d) for d in data or [data_folder("train")]] if not resume else [],
-        config=config, size=size, batch=batch, steps=steps or 20_000, lr=lr, phase_steps=phases, seed=seed,
+        arch=arch, out_dir=str(out), data_dirs=data_dirs, config=config, size=size, batch=batch,
+        steps=steps or 20_000, lr=lr, phase_steps=options.parse_phase_steps(phase_steps), seed=seed,
         checkpoint_every=checkpoint_every, sample_every=sample_every, cache_side=cache_side,
         backbone=str(backbone) if backbone else None, masks=masks or None, init_weights=init_weights, ema_decay=ema, data_note=data_note,
     )
     # the set-up (networks, image cache) gets a transient spinner: a start-up error leaves only its line
-    with Progress(SpinnerColumn(), TextColumn("[bold]starting"), console=stderr, transient=True) as starting:
+    with _live_display(SpinnerColumn(), TextColumn("[bold]starting")) as starting:
         starting.add_task("start", total=None)
         trainer = start_training(settings, resume=resume, device=device, steps_override=steps, precision=precision, workers=workers)
-    with Progress(TextColumn("[bold]{task.fields[phase]}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[logs]}"),
-                  TimeRemainingColumn(), console=stderr) as progress:
+    with _live_display(TextColumn("[bold]{task.fields[phase]}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[logs]}"),
+                       TimeRemainingColumn(), transient=False) as progress:
         task = progress.add_task("train", completed=trainer.step, total=trainer.settings.steps,
                                  phase="resumed" if resume else "training", logs="")
 
@@ -323,6 +322,7 @@ def release(
       inpaint release runs/glcic/glcic-half-l1.safetensors
       inpaint release runs/dfv1/deepfill-v1-half.safetensors --blend poisson
     """
+    options.check_names(blend=blend, device=device)
     from inpaint_cli.evaluate import result_to_markdown
     from inpaint_cli.release import measure, release as release_export
 
@@ -341,8 +341,9 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 
 
 def main() -> None:
-    """Console entry point; library warnings print as one `warning: ...` line."""
+    """Console entry point: one-line warnings and usage errors; SIGTERM interrupts as Ctrl-C does."""
     import warnings
 
     warnings.showwarning = _one_line_warning
-    app()
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    sys.exit(options.run_app(app, report=lambda line: stderr.print(line, markup=False)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from inpaint_cli.errors import InpaintError
+from inpaint_cli.options import PRECISIONS
 
 
 def pick_device(name: str) -> torch.device:
@@ -27,9 +28,6 @@ def pick_device(name: str) -> torch.device:
     if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise InpaintError("--device mps asked for, but MPS is not available on this machine")
     return device
-
-
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:

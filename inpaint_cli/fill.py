@@ -28,11 +28,9 @@ from inpaint_cli.devices import pick_device
 from inpaint_cli.errors import InpaintError
 from inpaint_cli.io import FillJob, LoadedImage, check_output_file, make_folder, merge_fill, read_image, write_image
 from inpaint_cli.masks import FillPlan, grow_hole
+from inpaint_cli.options import BLENDS, STRATEGIES
 from inpaint_cli.registry import get_arch
 from inpaint_cli.weights import default_model, weights_for
-
-STRATEGIES = ("auto", "full", "crop", "resize")
-BLENDS = ("auto", "none", "poisson")
 
 
 # ------------------------------------------------------------------------------------- the model

@@ -25,6 +25,7 @@ import secrets
 import struct
 import warnings
 from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Optional
 
@@ -52,6 +53,7 @@ _ORIENTATION_TAG = 0x0112
 _BITS_PER_SAMPLE_TAG = 258
 _PNG_COLOUR_GREY_ALPHA = 4
 _MASK_SUFFIX = "_mask"
+_FILLED_SUFFIX = ".filled"  # `inpaint fill`'s default output beside an image: X.filled.<ext>
 
 # Pillow modes decoded by converting to another mode first; the value is the mode written back.
 _CONVERTED_MODES = {
@@ -536,6 +538,11 @@ def _is_mask_name(path: Path) -> bool:
     return path.stem.lower().endswith(_MASK_SUFFIX)
 
 
+def is_fill_output_name(path: Path) -> bool:
+    """Whether `path` is named as `inpaint fill` names a single image's output (X.filled.<ext>)."""
+    return path.stem.lower().endswith(_FILLED_SUFFIX)
+
+
 def list_images(folder: str | os.PathLike[str], *, recursive: bool = False) -> list[Path]:
     """Image files in `folder` (descending with `recursive`), sorted by relative POSIX path.
 
@@ -609,13 +616,20 @@ def _mask_hint(image: Path) -> str:
     return f"expected {image.stem}.* or {image.stem}_mask.*"
 
 
-def fill_jobs(input_path: Path, mask: Optional[Path], output: Optional[Path], recursive: bool) -> tuple[list[FillJob], bool]:
+def fill_jobs(
+    input_path: Path,
+    mask: Optional[Path],
+    output: Optional[Path],
+    recursive: bool,
+    warn: Callable[[str], None] = lambda message: None,
+) -> tuple[list[FillJob], bool]:
     """The jobs of `inpaint fill INPUT` for a file or a folder, and whether it is a batch (a folder).
 
     A single image's mask may be a file or a folder to find it in; its output defaults to
     X.filled.<ext> beside it. A folder's images keep their relative paths under the output folder
-    (default DIR-filled/); a mask folder pairs each with X_mask.* or X.*, and an image without a
-    mask gets a `problem` instead of failing the batch.
+    (default DIR-filled/); files named X.filled.<ext>, earlier single-image outputs, are skipped
+    with a note to `warn`, as masks are; a mask folder pairs each with X_mask.* or X.*, and an
+    image without a mask gets a `problem` instead of failing the batch.
     """
     if not input_path.exists():
         raise InpaintError(f"input not found: {input_path}")
@@ -632,6 +646,11 @@ def fill_jobs(input_path: Path, mask: Optional[Path], output: Optional[Path], re
         target = output or input_path.with_name(f"{input_path.stem}.filled{input_path.suffix}")
         return [FillJob(input_path, mask, target)], False
     images = list_images(input_path, recursive=recursive)
+    earlier_outputs = [image for image in images if is_fill_output_name(image)]
+    if earlier_outputs:
+        images = [image for image in images if not is_fill_output_name(image)]
+        names = ", ".join(image.name for image in earlier_outputs[:3]) + (", ..." if len(earlier_outputs) > 3 else "")
+        warn(f"skipped {len(earlier_outputs)} earlier fill output(s) named X.filled.<ext> in {input_path} ({names})")
     if not images:
         raise InpaintError(f"no images in {input_path}" + ("" if recursive else " (use --recursive to descend)"))
     if mask is not None and not mask.exists():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -140,7 +141,7 @@ def plan_fill(
         raise InpaintError("no hole given: pass --mask FILE|FOLDER and/or --rect x,y,w,h")
     if not 1 <= quality <= 100:
         raise InpaintError(f"--quality must be 1..100, got {quality}")
-    jobs, batch = fill_jobs(input_path, mask, output, recursive)
+    jobs, batch = fill_jobs(input_path, mask, output, recursive, warn)
     if attention_map is not None and batch:
         raise InpaintError("--attention-map takes a single image, not a folder")
     make_hole = functools.partial(build_hole, rects=rects, invert=invert, resize_mask=resize_mask, warn=warn)
@@ -455,12 +456,14 @@ def generate_mask_set(
     """Write `count` size x size masks 00000.png, 00001.png... (8-bit L, 255 = hole) into `out_dir`.
 
     Mask i is drawn from `eval_rng(seed, i, kind)`, so a set equals what the evaluation draws.
-    Nothing is written when any target file exists and `overwrite` is off.
+    Nothing is written (no folder created) when any target file exists and `overwrite` is off, or
+    when the kind or its parameters are wrong.
     """
     if count < 1:
         raise InpaintError(f"mask count must be at least 1, got {count}")
     out_dir = Path(out_dir)
-    eval_rng(seed, 0, kind)  # validates the kind before touching the disk
+    holes = (draw_mask(kind, eval_rng(seed, index, kind), size, size) for index in range(count))
+    first = next(holes)  # checks the kind and its parameters before touching the disk
     if out_dir.exists() and not out_dir.is_dir():
         raise InpaintError(f"{out_dir} exists and is not a folder")
     paths = [out_dir / f"{index:05d}.png" for index in range(count)]
@@ -471,8 +474,7 @@ def generate_mask_set(
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise InpaintError(f"cannot create {out_dir}: {error.strerror or error}") from None
-    for index, path in enumerate(paths):
-        hole = draw_mask(kind, eval_rng(seed, index, kind), size, size)
+    for path, hole in zip(paths, itertools.chain([first], holes)):
         grey = np.where(hole, 255, 0).astype(np.uint8)
         image = LoadedImage(np.repeat(grey[:, :, None], 3, axis=2), None, "L", None, path)
         write_image(path, image, overwrite=overwrite)

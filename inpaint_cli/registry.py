@@ -4,6 +4,10 @@ Each architecture module exposes `SPECS`, a tuple of `ArchSpec`; a new file unde
 registered (and tested by the registry-wide tests) the moment it exists, as in timm. Modules whose
 name starts with an underscore (`archs/_deepfill.py`: code two architectures share) and `base` are
 not architectures. Specs are listed by their `order`.
+
+`NAMES` holds every architecture's name, readable without importing torch (this module imports the
+architectures only when a spec is asked for), so the command line checks `--arch` before loading
+any model; discovery refuses a spec missing from it, and a name without a spec.
 """
 
 from __future__ import annotations
@@ -15,13 +19,19 @@ import warnings
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from torch import nn
-
-from inpaint_cli.archs.base import DEFAULT_TRAIN_OPTIONS, ArchSpec, TrainOptions
 from inpaint_cli.errors import InpaintError
 
 if TYPE_CHECKING:
+    from torch import nn
+
+    from inpaint_cli.archs.base import ArchSpec, TrainOptions
     from inpaint_cli.masks import MaskGenerator
+
+#: every registered architecture's name (their display order is each spec's `order`)
+NAMES = frozenset({
+    "context-encoder", "glcic", "deepfill-v1", "deepfill-v2", "pconv", "aot-gan", "lama", "co-mod-gan", "mat",
+    "telea", "ns", "harmonic", "patchmatch",
+})
 
 
 @cache
@@ -37,6 +47,8 @@ def _specs() -> dict[str, ArchSpec]:
             if spec.name in specs:
                 raise RuntimeError(f"architecture {spec.name!r} registered twice")
             specs[spec.name] = spec
+    if set(specs) != NAMES:
+        raise RuntimeError(f"registry.NAMES must list exactly the registered architectures: {', '.join(specs)}")
     return dict(sorted(specs.items(), key=lambda item: (item[1].order, item[0])))
 
 
@@ -69,6 +81,8 @@ def critics_for(spec: ArchSpec, config: Any, options: TrainOptions | None = None
     `options` defaults to what `inpaint train` uses without flags (`DEFAULT_TRAIN_OPTIONS`, at the
     config's own window for a fixed-input network), so `inpaint models` reports what training builds.
     """
+    from inpaint_cli.archs.base import DEFAULT_TRAIN_OPTIONS
+
     if spec.recipe is None:
         return None
     if options is None:

@@ -29,24 +29,32 @@ GLCIC_PAPER_PARAMETERS = 6_072_131  # ARCHITECTURES.md §2, Table 1
 # --------------------------------------------------------------------------------------- helpers
 
 
-def run_cli(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """`python -m inpaint_cli ARGS` with tracebacks off and an 80-column terminal."""
+def cli_env() -> dict[str, str]:
+    """The environment of a CLI subprocess: tracebacks off, an 80-column terminal."""
     env = {**os.environ, "COLUMNS": "80"}
     env.pop("INPAINT_DEBUG", None)
+    return env
+
+
+def run_cli(
+    *args: str | Path, cwd: Path, python_flags: tuple[str, ...] = (), env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`python [FLAGS] -m inpaint_cli ARGS` with tracebacks off and an 80-column terminal."""
     return subprocess.run(
-        [sys.executable, "-m", "inpaint_cli", *map(str, args)],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=300,
+        [sys.executable, *python_flags, "-m", "inpaint_cli", *map(str, args)],
+        cwd=cwd, env=env or cli_env(), capture_output=True, text=True, timeout=300,
     )
 
 
-def assert_user_error(result: subprocess.CompletedProcess[str], *fragments: str) -> str:
-    """Exit 1, no traceback, stderr exactly one `error: ...` line containing every fragment."""
+def assert_user_error(result: subprocess.CompletedProcess[str], *fragments: str, status: int = 1) -> str:
+    """Exit `status` (2: malformed arguments), no traceback, stderr exactly one `error: ...` line
+    (no empty one either) containing every fragment."""
     assert "Traceback" not in result.stderr, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     for fragment in fragments:
         assert fragment in lines[0], f"{fragment!r} not in {lines[0]!r}"
-    assert result.returncode == 1, result.stderr
+    assert result.returncode == status, result.stderr
     return lines[0]
 
 
@@ -327,6 +335,60 @@ def test_fill_folder_with_masks_beside_images(tmp_path: Path) -> None:
     assert np.abs(jpeg_out[~known] - jpeg_in[~known]).mean() > 40  # the magenta-ish hole was filled
 
 
+def test_fill_folder_skips_earlier_single_image_outputs(tmp_path: Path) -> None:
+    """`inpaint fill photos/a.png` leaves photos/a.filled.png; a later folder run does not take it
+    for an input (it has no mask), and says so on one line (issue 24, rough edge 8)."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    hole = box(5, 5, 10, 10)
+    save(folder / "a.png", with_magenta(smooth_photo(), hole))
+    save_mask(folder / "a_mask.png", hole)
+    save(folder / "a.filled.png", smooth_photo())  # what the single-image fill wrote
+    result = run_cli("fill", folder, "--mask", folder, "--arch", "telea", cwd=tmp_path)
+    assert_clean_stderr(result)
+    assert "filled 1 of 1" in result.stderr
+    (note,) = warnings_of(result)
+    assert "skipped 1 earlier fill output" in note and "a.filled.png" in note
+    assert sorted(path.name for path in (tmp_path / "photos-filled").iterdir()) == ["a.png"]
+
+
+def test_sigterm_during_a_fill_leaves_no_temporary_file(tmp_path: Path, photo) -> None:
+    """SIGTERM while the output's hidden temporary file is open ends the fill as Ctrl-C does: the
+    file is removed, nothing is written, exit status non-zero (issue 24, rough edge 7). The
+    subprocess holds the write open (a slow `os.replace`) so that the signal lands there."""
+    import signal
+    import time
+
+    image_path, mask_path, _, _ = photo
+    output = tmp_path / "out.png"
+    held_write = (
+        "import os, sys, time\n"
+        "replace = os.replace\n"
+        "def slow_replace(source, target):\n"
+        "    if str(source).endswith('.part'):\n"
+        "        time.sleep(120)\n"
+        "    replace(source, target)\n"
+        "os.replace = slow_replace\n"
+        "from inpaint_cli.cli import main\n"
+        "main()\n"
+    )
+    command = [sys.executable, "-c", held_write, "fill", image_path, "--mask", mask_path, "-o", output, "--arch", "telea"]
+    process = subprocess.Popen(command, cwd=tmp_path, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not list(tmp_path.glob(".out.png.*.part")):
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert_no_temporary_files(tmp_path)
+    assert not output.exists()
+    assert process.returncode not in (0, None), stderr
+    assert "Traceback" not in stderr and "error: interrupted" in stderr, stderr
+
+
 def test_fill_batch_goes_on_past_a_bad_file(tmp_path: Path) -> None:
     folder = tmp_path / "photos"
     folder.mkdir()
@@ -488,6 +550,28 @@ def test_models_lists_configs_with_parameter_counts(tmp_path: Path) -> None:
         assert name in table.stdout
 
 
+def test_models_prints_bundled_file_names_whole_at_80_columns() -> None:
+    """The names `--weights` takes are never cut (issue 24, rough edge 11), however long the
+    model cards beside them."""
+    from rich.console import Console
+
+    from inpaint_cli.catalog import Catalog, render_catalog
+
+    names = ["context-encoder-half-fc-rec-flat.safetensors", "deepfill-v1-half.safetensors"]
+    card = "trained for hours on pictures whose terms are stated in the weights' README " * 3
+    bundled = [{"arch": name.split("-half")[0], "file": name, "config": "half", "steps": 6750, "data": card,
+                "summary": card, "default": index == 0} for index, name in enumerate(names)]
+    architectures = [{"arch": "glcic", "config": "half-l1", "default": True, "generator_params": 1_528_131,
+                      "discriminator_params": 0, "input": "multiple of 4", "paper": "Iizuka et al., SIGGRAPH 2017"}]
+    console = Console(width=80, record=True, highlight=False)
+    for renderable in render_catalog(Catalog(architectures, bundled, names[0], Path("weights"))):
+        console.print(renderable)
+    text = console.export_text()
+    assert all(len(line) <= 80 for line in text.splitlines())
+    for name in names:
+        assert name in text
+
+
 def test_masks_writes_the_evaluation_masks(tmp_path: Path) -> None:
     from inpaint_cli.masks import draw_mask, eval_rng
 
@@ -500,6 +584,21 @@ def test_masks_writes_the_evaluation_masks(tmp_path: Path) -> None:
         expected = draw_mask("box", eval_rng(0, index, "box"), 64, 64)
         np.testing.assert_array_equal(written == 255, expected)
         assert set(np.unique(written)) <= {0, 255}
+
+
+def test_readme_says_what_eval_needs_before_its_examples() -> None:
+    """The README's `inpaint eval` examples need evaluation images: its text says so first, naming
+    both ways to give them (issue 24, rough edge 9; the error itself is checked above)."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("### `inpaint eval`", 1)[1]
+    before_examples = section.split("\n    inpaint eval", 1)[0]
+    assert "INPAINT_DATA" in before_examples and "--data" in before_examples
+
+
+def test_masks_with_a_bad_band_create_no_folder(tmp_path: Path) -> None:
+    result = run_cli("masks", "irregular:60-10", "--out", tmp_path / "bands", cwd=tmp_path)
+    assert_user_error(result, "irregular", "'60-10'")
+    assert not (tmp_path / "bands").exists()
 
 
 def test_eval_json_csv_and_saved_fills(tmp_path: Path) -> None:
@@ -546,18 +645,60 @@ def test_eval_json_csv_and_saved_fills(tmp_path: Path) -> None:
     assert grid.shape[0] >= 3 * 64 and grid.shape[1] >= 4 * 64  # input | telea | ns | original
 
 
-@pytest.mark.parametrize(
-    "option,fragment",
-    [
-        (("--ema", "1.5"), "--ema must lie between 0 and 1"),
-        (("--phase-steps", "5,x"), "--phase-steps must be integers"),
-        (("--workers", "-1"), "--workers >= 0"),
-    ],
-)
-def test_train_bad_options_leave_no_run_folder(tmp_path: Path, option: tuple[str, str], fragment: str) -> None:
-    result = run_cli("train", "--arch", "glcic", "--config", "tiny", "--data", tmp_path, "--out", tmp_path / "run", *option, cwd=tmp_path)
-    assert_user_error(result, fragment)
-    assert not (tmp_path / "run").exists()
+MALFORMED = [  # (command, option, value, what the error line names); issue 24, rough edges 3 and 6
+    ("train", "--steps", "0", "--steps"),
+    ("train", "--batch", "0", "--batch"),
+    ("train", "--checkpoint-every", "0", "--checkpoint-every"),
+    ("train", "--sample-every", "-5", "--sample-every"),
+    ("train", "--workers", "-1", "--workers"),
+    ("train", "--ema", "1.5", "--ema must lie between 0 and 1"),
+    ("train", "--phase-steps", "5,x", "--phase-steps must be integers"),
+    ("fill", "--max-side", "0", "--max-side"),
+    ("fill", "--quality", "101", "--quality"),
+    ("fill", "--rect", "1,2,3", "x,y,w,h"),
+    ("masks", "--count", "0", "--count"),
+    ("eval", "--limit", "0", "--limit"),
+]
+
+
+@pytest.mark.parametrize("command,option,value,fragment", MALFORMED, ids=[f"{c}{o}={v}" for c, o, v, _ in MALFORMED])
+def test_malformed_arguments_are_refused_while_parsing(tmp_path: Path, command: str, option: str, value: str, fragment: str) -> None:
+    """Zero or negative counts and unparsable values: one `error:` line naming the option, exit
+    status 2 (as the README promises), and nothing created: no run folder, no output."""
+    out = tmp_path / "out"
+    given = {
+        "train": ("train", "--arch", "glcic", "--config", "tiny", "--data", tmp_path, "--out", out),
+        "fill": ("fill", tmp_path / "photo.png", "--rect", "1,1,4,4", "-o", out),
+        "masks": ("masks", "box", "--out", out),
+        "eval": ("eval", "--arch", "telea", "--data", tmp_path, "--csv", out),
+    }[command]
+    save(tmp_path / "photo.png", smooth_photo())
+    assert_user_error(run_cli(*given, option, value, cwd=tmp_path), fragment, status=2)
+    assert not out.exists()
+
+
+BEFORE_TORCH = [  # every argument is checked before torch loads (issue 24, rough edge 6)
+    (("fill", "photo.png", "--rect", "1,1,4,4", "--arch", "nope"), ("'nope'", "glcic", "telea")),
+    (("fill", "photo.png", "--rect", "1,1,4,4", "--blend", "soft"), ("--blend 'soft'", "poisson")),
+    (("fill", "photo.png", "--rect", "1,1,4,4", "--strategy", "tile"), ("--strategy 'tile'", "resize")),
+    (("fill", "photo.png", "--rect", "1,1,4,4", "--device", "gpu"), ("device 'gpu'", "cuda:N")),
+    (("train", "--arch", "nope", "--data", ".", "--out", "run"), ("'nope'", "glcic")),
+    (("eval", "--metric", "psnr"), ("--data", "INPAINT_DATA")),  # the README's first example, no data set up
+]
+
+
+@pytest.mark.parametrize("args,fragments", BEFORE_TORCH, ids=[" ".join(args[:1] + args[-2:]) for args, _ in BEFORE_TORCH])
+def test_bad_names_are_reported_before_torch_loads(tmp_path: Path, args: tuple[str, ...], fragments: tuple[str, ...]) -> None:
+    save(tmp_path / "photo.png", smooth_photo())
+    env = cli_env()
+    env.pop("INPAINT_DATA", None)
+    result = run_cli(*args, cwd=tmp_path, python_flags=("-X", "importtime"), env=env)
+    imported = [line.rpartition("|")[2].strip() for line in result.stderr.splitlines() if line.startswith("import time:")]
+    assert "inpaint_cli.cli" in imported and "torch" not in imported
+    errors = subprocess.CompletedProcess(result.args, result.returncode, result.stdout,
+                                         "".join(line + "\n" for line in result.stderr.splitlines() if not line.startswith("import time:")))
+    assert_user_error(errors, *fragments)
+    assert not (tmp_path / "run").exists() and not (tmp_path / "photo.filled.png").exists()
 
 
 def test_train_start_up_errors_are_one_line(tmp_path: Path) -> None:
