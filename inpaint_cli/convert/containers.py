@@ -11,6 +11,10 @@ from them:
   TorchScript code in the archive is never loaded.
 - "tf-checkpoint": a TF1 tensor bundle (a folder, its `.index` file or its prefix; `tf_bundle`).
 - "torch7": a Torch7 binary file (`torch7`).
+- "network-pickle": a StyleGAN2-ADA network pickle (MAT's `Places_512_FullData.pkl`): a plain
+  pickle of a dict whose `G_ema` (the released network; `G` and `D` are dropped) is a tree of
+  `torch_utils.persistence` objects. Read with `safe_pickle` (the source code they carry is never
+  run) and walked like `Module.state_dict()`; its tensors are named `G_ema.<state_dict name>`.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from typing import Any
 import torch
 
 from inpaint_cli.convert.safe_pickle import (
+    LEGACY_MAGIC,
+    CorruptStorage,
     Inert,
     RefusedPickle,
     RestrictedUnpickler,
@@ -36,8 +42,6 @@ from inpaint_cli.convert.safe_pickle import (
 from inpaint_cli.errors import InpaintError
 
 ZIP_MAGIC = b"PK\x03\x04"
-#: the first pickle of a pre-zip `torch.save` file
-LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 NOT_A_CONTAINER = (
     "not a weights container I know (a torch.save file, a TorchScript archive, a TF checkpoint or a Torch7 file)"
 )
@@ -45,6 +49,10 @@ NOT_A_CONTAINER = (
 TORCH7_TAGS = (struct.pack("<i", 3), struct.pack("<i", 4))
 #: the magic number closing every TF table file (`.index` of a tensor bundle)
 TF_TABLE_MAGIC = struct.pack("<Q", 0xDB4775248B80FB57)
+#: the network a StyleGAN2-ADA snapshot releases (the exponential average of G)
+NETWORK_PICKLE_KEY = "G_ema"
+#: deeper module trees than this are refused (a hostile pickle may nest or loop)
+MAX_MODULE_DEPTH = 64
 
 
 @dataclass
@@ -201,10 +209,12 @@ def _read_legacy(path: Path) -> Container:
     with path.open("rb") as handle:
         try:
             first = RestrictedUnpickler(handle).load()
-        except RefusedPickle:
+        except (RefusedPickle, CorruptStorage):
             raise
         except Exception:  # any error of the unpickler on the first bytes: not a pickle
             raise InpaintError(NOT_A_CONTAINER) from None
+        if isinstance(first, Mapping) and NETWORK_PICKLE_KEY in first:
+            return _network_pickle(first[NETWORK_PICKLE_KEY])
         if first != LEGACY_MAGIC:
             raise InpaintError("a pickle, but not a PyTorch file (use torch.save's format)")
         try:
@@ -223,6 +233,37 @@ def _read_legacy(path: Path) -> Container:
     if not tensors:
         raise InpaintError("the file holds no tensors")
     return Container(kind, tensors)
+
+
+def _network_pickle(network: Any) -> Container:
+    """The tensors of a StyleGAN2-ADA snapshot's `G_ema`, copied out of the pickle's memory."""
+    tensors = {name: tensor.clone() for name, tensor in _persistent_tensors(network, NETWORK_PICKLE_KEY, 0)}
+    if not tensors:
+        raise InpaintError("the file holds no tensors")
+    return Container("network-pickle", tensors)
+
+
+def _persistent_tensors(module: Any, path: str, depth: int) -> Iterator[tuple[str, torch.Tensor]]:
+    """`Module.state_dict()` of a module rebuilt as placeholders (state = its `__dict__`):
+    parameters, persistent buffers, then submodules, each by dotted name."""
+    state = module.state if isinstance(module, Inert) else None
+    if not isinstance(state, Mapping) or depth > MAX_MODULE_DEPTH:
+        raise InpaintError(f"{path} is not a network module (or nests too deep)")
+    skipped = state.get("_non_persistent_buffers_set")
+    skipped = skipped if isinstance(skipped, (set, frozenset, list, tuple)) else ()
+    for group in ("_parameters", "_buffers", "_modules"):
+        entries = state.get(group) or {}
+        if not isinstance(entries, Mapping):
+            raise InpaintError(f"{path}.{group} is not a dict")
+        for name, value in entries.items():
+            if value is None or (group == "_buffers" and name in skipped):
+                continue
+            if group == "_modules":
+                yield from _persistent_tensors(value, f"{path}.{name}", depth + 1)
+            elif isinstance(value, torch.Tensor):
+                yield f"{path}.{name}", value
+            else:
+                raise InpaintError(f"{path}.{name} is not a tensor")
 
 
 def _corrupt(error: Exception) -> InpaintError:

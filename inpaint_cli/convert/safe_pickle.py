@@ -1,6 +1,9 @@
 """A restricted unpickler for the pickles inside PyTorch files (`torch.save` zips, TorchScript
 archives) that `torch.load(weights_only=True)` refuses, such as LaMa's PyTorch-Lightning
-checkpoints, whose pickle also holds OmegaConf and Lightning objects.
+checkpoints, whose pickle also holds OmegaConf and Lightning objects, and for StyleGAN2-ADA
+network pickles (MAT's), plain pickles whose storages are inline `torch.save` bytes and whose
+modules are `torch_utils.persistence` objects carrying their source code (never run here: such
+an object becomes a `PersistentObject` holding only its state).
 
 Nothing named in the file is ever imported or called. `find_class` answers from fixed tables:
 tensor rebuilds become `TensorRecord`s (storages are read later, only for the tensors kept), plain
@@ -17,6 +20,8 @@ import _compat_pickle
 import collections
 import io
 import pickle
+import struct
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -42,6 +47,8 @@ CODE_RUNNING_TORCH = ("torch.hub", "torch.jit", "torch.ops", "torch._C", "torch.
 #: single functions that load files or compile (numpy.testing, which can run strings, is refused whole)
 CODE_RUNNING_NAMES = frozenset({("torch", "load"), ("torch", "compile"), ("numpy", "load"),
                                 ("numpy", "loads"), ("numpy", "fromfile")})
+#: the first pickle of a pre-zip `torch.save` file
+LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 #: builtins that only build plain data; every other builtin (`eval`, `exec`, `getattr`,
 #: `__import__`, `open`, `compile`, ...) is refused
 DATA_BUILTINS: dict[str, Any] = {
@@ -136,11 +143,69 @@ class _StorageType:
     dtype: torch.dtype
 
 
-def _rebuild_tensor(storage: Any, offset: int, size: Any, stride: Any, *rest: Any) -> TensorRecord | Inert:
-    """Stands for `torch._utils._rebuild_tensor_v2(storage, offset, size, stride, requires_grad, hooks[, metadata])`."""
+class CorruptStorage(InpaintError):
+    """A storage held inline in the pickle is broken."""
+
+
+class PersistentObject(Inert):
+    """A StyleGAN2-ADA persistent object (`torch_utils.persistence._reconstruct_persistent_obj(meta)`):
+    its class name and state (a module's `__dict__`); the source code in `meta` is dropped unread."""
+
+    origin = "torch_utils.persistence._reconstruct_persistent_obj"
+
+    def __new__(cls, meta: Any = None) -> PersistentObject:
+        instance = super().__new__(cls)
+        instance.args = ()
+        instance.class_name = str(meta.get("class_name")) if isinstance(meta, dict) else "?"
+        instance.state = meta.get("state") if isinstance(meta, dict) else None
+        return instance
+
+
+def _rebuild_tensor(
+    storage: Any, offset: int, size: Any, stride: Any, *rest: Any
+) -> TensorRecord | torch.Tensor | Inert:
+    """Stands for `torch._utils._rebuild_tensor_v2(storage, offset, size, stride, requires_grad, hooks[, metadata])`;
+    an inline storage (`_storage_from_bytes`) gives a view of it."""
+    if isinstance(storage, torch.Tensor):
+        try:
+            return storage.as_strided(tuple(int(s) for s in size), tuple(int(s) for s in stride), int(offset))
+        except RuntimeError:
+            raise CorruptStorage("a tensor lies outside its storage (truncated or corrupt file)") from None
     if not isinstance(storage, StorageRef):
         return inert_class("torch._utils", "_rebuild_tensor_v2")(storage, offset, size, stride)
     return TensorRecord(storage, int(offset), tuple(int(s) for s in size), tuple(int(s) for s in stride))
+
+
+def _storage_from_bytes(data: Any) -> torch.Tensor | Inert:
+    """Stands for `torch.storage._load_from_bytes(b)`, how a plain pickle holds a storage: `b` is a
+    pre-zip `torch.save` of it (magic, protocol, system information, the storage's reference, the
+    storage keys, then its element count and bytes). Returns a flat tensor sharing `b`'s memory
+    (read-only: copy what is kept)."""
+    if not isinstance(data, bytes):
+        return inert_class("torch.storage", "_load_from_bytes")(data)
+    stream = io.BytesIO(data)
+    try:
+        magic, _protocol, info, reference, keys = (RestrictedUnpickler(stream).load() for _ in range(5))
+        (numel,) = struct.unpack("<q", stream.read(8))
+    except RefusedPickle:
+        raise
+    except Exception as error:  # any error of the unpickler or a short read: a broken storage
+        raise CorruptStorage(f"corrupt inline storage ({type(error).__name__}: {error})") from None
+    if (
+        magic != LEGACY_MAGIC or not isinstance(reference, StorageRef)
+        or not isinstance(keys, list) or [str(key) for key in keys] != [reference.key]
+    ):
+        raise CorruptStorage("corrupt inline storage (not a torch.save of one storage)")
+    if isinstance(info, dict) and not info.get("little_endian", True):
+        raise CorruptStorage("big-endian PyTorch files are not supported")
+    size = numel * torch.empty((), dtype=reference.dtype).element_size()
+    if numel != reference.numel or len(data) - stream.tell() < size:
+        raise CorruptStorage(f"inline storage of {reference.numel} elements is truncated")
+    if not numel:
+        return torch.empty(0, dtype=reference.dtype)
+    with warnings.catch_warnings():  # bytes are read-only; the views are copied before use
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.frombuffer(data, dtype=reference.dtype, count=numel, offset=stream.tell())
 
 
 def _rebuild_parameter(data: Any, *rest: Any) -> Any:
@@ -188,6 +253,8 @@ SAFE_GLOBALS: dict[tuple[str, str], Callable[..., Any] | type] = {
     ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
     ("torch._tensor", "_rebuild_from_type_v2"): _rebuild_from_type,
     ("torch.nn.parameter", "Parameter"): _rebuild_parameter,
+    ("torch.storage", "_load_from_bytes"): _storage_from_bytes,
+    ("torch_utils.persistence", "_reconstruct_persistent_obj"): PersistentObject,
     ("torch", "Size"): tuple,
     ("collections", "OrderedDict"): collections.OrderedDict,
     ("collections", "defaultdict"): _plain_dict,
