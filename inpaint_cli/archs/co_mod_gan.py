@@ -13,7 +13,8 @@ lazy R1 (gamma 10 every 16 D steps), no reconstruction term; Adam 0.002, betas (
 Module names: the mapping net and the decoder follow StyleGAN2-ADA / MAT (`mapping.fc{i}`,
 `synthesis.G_4x4.{fc,conv,toRGB}` as MAT's `DecBlockFirst`, `synthesis.G_{r}x{r}.{conv0,conv1,
 toRGB}`), the encoder the TF scopes (`synthesis.E_{r}x{r}.{FromRGB,Conv0,Conv1_down}`,
-`synthesis.E_4x4.{Conv,Dense0}`). A TF import maps `Conv0_up` -> `conv0` (flip the kernel), `Conv1`
+`synthesis.E_4x4.{Conv,Dense0}`). A TF import maps `Conv0_up` -> `conv0` (as stored: our up-convolution flips
+the kernel at run time, as TF's and MAT's code do; the PyTorch port's kernels need a flip), `Conv1`
 -> `conv1`, `ToRGB` -> `toRGB`, `mod_weight`/`mod_bias` -> `conv.affine.weight`/`bias` (+1),
 `noise{i}` -> the `noise_const` of the i-th StyleConv.
 
