@@ -76,6 +76,24 @@ class TrainSettings:
         )
 
 
+def parse_phase_steps(text: str | None) -> list[int] | None:
+    """`--phase-steps 90000,10000` as a list of step counts (None for none given)."""
+    if not text:
+        return None
+    try:
+        return [int(value) for value in text.split(",")]
+    except ValueError:
+        raise InpaintError(f"--phase-steps must be integers separated by commas, got {text!r}") from None
+
+
+def check_run_options(*, size: int, batch: int, workers: int, ema: float | None) -> None:
+    """Refuse `inpaint train` options no recipe can take, before anything is built or created."""
+    if size < 16 or batch < 1 or workers < 0:
+        raise InpaintError("--size must be >= 16, --batch >= 1 and --workers >= 0")
+    if ema is not None and not 0 < ema < 1:
+        raise InpaintError(f"--ema must lie between 0 and 1 (e.g. 0.999), got {ema}")
+
+
 @dataclass
 class TrainResult:
     step: int
