@@ -15,9 +15,9 @@ from __future__ import annotations
 import filecmp
 import json
 import os
+import secrets
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 from inpaint_cli.errors import InpaintError
@@ -131,13 +131,12 @@ def install(path: Path, *, default: bool = False, overwrite: bool = False) -> Pa
     try:
         folder.mkdir(parents=True, exist_ok=True)
         if not (target.exists() and target.samefile(path)):
-            handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
-            os.close(handle)
+            temporary = folder / f".{target.name}.{secrets.token_hex(8)}.tmp"  # created as the umask says
             try:
                 shutil.copyfile(path, temporary)
                 os.replace(temporary, target)
             except BaseException:
-                Path(temporary).unlink(missing_ok=True)
+                temporary.unlink(missing_ok=True)
                 raise
         manifest = read_manifest(folder) if (folder / MANIFEST).is_file() else {"default": "", "models": {}}
         if default:

@@ -9,6 +9,7 @@ The commands run in-process (Typer's runner), which costs no interpreter or torc
 from __future__ import annotations
 
 import json
+import os
 from collections import OrderedDict
 from pathlib import Path
 
@@ -149,6 +150,13 @@ def test_install_refuses_a_different_file_of_the_same_name(home, tmp_path):
     install(second, overwrite=True)
     assert (home / "weights" / "glcic.safetensors").read_bytes() == second.read_bytes()
     assert sorted(p.name for p in (home / "weights").iterdir()) == ["glcic.safetensors", "manifest.json"]  # no temporaries
+    assert (home / "weights" / "glcic.safetensors").stat().st_mode & 0o777 == 0o666 & ~_umask()  # as the umask says
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
 
 
 # ---------------------------------------------------------------- --dilate, --feather, masks preview
