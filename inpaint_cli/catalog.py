@@ -101,7 +101,7 @@ def render_catalog(listed: Catalog) -> list[Table | str]:
     if listed.installed:
         installed = Table(title=f"Installed weights ({listed.installed_dir}; preferred over the bundled ones)")
         for column in ("arch", "file", "config", "from", "licence"):
-            installed.add_column(column)
+            installed.add_column(column, no_wrap=column in ("arch", "file"))  # names users pass, whole
         for item in listed.installed:
             name = f"{item['file']} (default)" if item["default"] else item["file"]
             installed.add_row(item["arch"], name, item["config"], item["from"], item["license"])
