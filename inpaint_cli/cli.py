@@ -11,7 +11,7 @@ import functools
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 from rich.console import Console
@@ -240,7 +240,7 @@ def convert(
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Converted file (.safetensors). Default: <arch>-<config>.safetensors beside SRC.")] = None,
     arch: Annotated[Optional[str], typer.Option("--arch", "-a", help="The architecture, where recognising it from the tensors is not enough.")] = None,
     config: Annotated[Optional[str], typer.Option("--config", "-c", help="The config, e.g. big or fourier for lama.")] = None,
-    dtype: Annotated[str, typer.Option("--dtype", help="Storage precision: float32, float16 or bfloat16 (half the size; the largest change it causes to a test fill is printed).")] = "float32",
+    dtype: Annotated[Literal["float32", "float16", "bfloat16"], typer.Option("--dtype", help="Storage precision; float16 and bfloat16 halve the file, and the largest change they make to a test fill is printed.")] = "float32",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output (and installed file).")] = False,
     install: Annotated[bool, typer.Option("--install", help="Also copy it into $INPAINT_HOME/weights, where `--arch NAME` finds it before the bundled weights.")] = False,
     default: Annotated[bool, typer.Option("--default", help="With --install: make it the model `inpaint fill` uses with no --arch.")] = False,

@@ -128,6 +128,8 @@ def test_install_default_is_what_a_bare_fill_uses_and_models_lists_it(home, aot_
 def test_default_without_install_is_a_usage_error(home, aot_official, tmp_path):
     code, _, err = run("convert", aot_official, "--default")
     assert code == 2 and "--default needs --install" in err
+    code, _, err = run("convert", aot_official, "--dtype", "int8")  # refused while parsing, before torch is needed
+    assert code == 2 and "'int8' is not one of 'float32', 'float16', 'bfloat16'" in err
     assert not (home / "weights").exists() and not (aot_official.parent / "aot-gan-paper.safetensors").exists()
 
 
