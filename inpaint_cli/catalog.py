@@ -1,9 +1,9 @@
 """What `inpaint models` lists: every registered architecture and config with its parameter
-counts, and the bundled weights with their model-card lines."""
+counts, the bundled weights with their model-card lines, and the installed weights."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -13,19 +13,22 @@ from rich.table import Table
 from inpaint_cli.archs.base import ArchSpec, count_parameters
 from inpaint_cli.checkpoint import read_metadata
 from inpaint_cli.registry import critics_for, get_arch, list_archs
-from inpaint_cli.weights import read_manifest, weights_dir
+from inpaint_cli.weights import default_model, installed_dir, installed_files, read_manifest, weights_dir
 
 
 @dataclass(frozen=True)
 class Catalog:
     architectures: list[dict]  # one row per (architecture, config): counts, input, paper
     bundled: list[dict]  # one row per bundled release
-    default: str | None  # the manifest's default model
+    default: str | None  # the default model: an installed file's name, else the manifest's default
     weights_dir: Path | None  # where the bundled releases are
+    installed: list[dict] = field(default_factory=list)  # one row per installed release
+    installed_dir: Path | None = None
 
     def document(self) -> dict:
         """`inpaint models --json`."""
-        return {"architectures": self.architectures, "bundled": self.bundled, "default": self.default}
+        return {"architectures": self.architectures, "bundled": self.bundled, "installed": self.installed,
+                "default": self.default}
 
 
 def _critic_parameters(spec: ArchSpec, config) -> int:
@@ -35,8 +38,8 @@ def _critic_parameters(spec: ArchSpec, config) -> int:
 
 
 def catalog() -> Catalog:
-    """The architectures in registry order (learned configs named, the default one marked) and
-    the bundled releases as the manifest lists them."""
+    """The architectures in registry order (learned configs named, the default one marked), the
+    bundled releases as the manifest lists them and the installed releases."""
     rows = []
     for name in list_archs():
         spec = get_arch(name)
@@ -50,13 +53,23 @@ def catalog() -> Catalog:
                          "input": spec.input_note, "paper": spec.title})
     manifest = read_manifest()
     directory = weights_dir()
+    default = Path(default_model()).name
     bundled = []
     for arch, file in manifest.get("models", {}).items():
         metadata = read_metadata(directory / file)
         bundled.append({"arch": arch, "file": file, "config": metadata["config"], "steps": metadata.get("step"),
                         "data": metadata.get("data", ""), "summary": manifest.get("summaries", {}).get(arch, ""),
-                        "default": manifest.get("default") == file})
-    return Catalog(rows, bundled, manifest.get("default"), directory)
+                        "default": default == file})
+    installed = [_installed_row(file, default) for file in installed_files()]
+    return Catalog(rows, bundled, default, directory, installed, installed_dir())
+
+
+def _installed_row(file: Path, default: str) -> dict:
+    """An installed release: where it came from (a converted official model) and its terms."""
+    metadata = read_metadata(file)
+    return {"arch": metadata["arch"], "file": file.name, "config": metadata["config"],
+            "from": metadata.get("official_model") or metadata.get("data", ""),
+            "license": metadata.get("license", ""), "default": file.name == default}
 
 
 def render_catalog(listed: Catalog) -> list[Table | Padding | str]:
@@ -90,4 +103,12 @@ def render_catalog(listed: Catalog) -> list[Table | Padding | str]:
             shown.append(Padding(details, (0, 0, 1, 4), expand=False))
     else:
         shown.append("No bundled weights: the default model is telea. Train one with `inpaint train --arch glcic`.")
+    if listed.installed:
+        installed = Table(title=f"Installed weights ({listed.installed_dir}; preferred over the bundled ones)")
+        for column in ("arch", "file", "config", "from", "licence"):
+            installed.add_column(column, no_wrap=column in ("arch", "file"))  # names users pass, whole
+        for item in listed.installed:
+            name = f"{item['file']} (default)" if item["default"] else item["file"]
+            installed.add_row(item["arch"], name, item["config"], item["from"], item["license"])
+        shown.append(installed)
     return [*shown, f"Default model for `inpaint fill`: {listed.default or 'telea'}"]

@@ -7,57 +7,28 @@ every argument is checked before torch loads (`options`); `--debug` or INPAINT_D
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import json
-import os
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
-from rich.console import Console
 
 from inpaint_cli import options
 from inpaint_cli.errors import InpaintError
+from inpaint_cli.terminal import (DEBUG, GenerateByDefault, one_line_warning, print_evaluation, progress_bar, report_batch,
+                                  run_training, spinner, stderr, stdout, user_errors, warn)
 
-app = typer.Typer(
-    name="inpaint",
-    help="Fill holes in photographs with classic inpainting networks; train and evaluate them.",
-    add_completion=False,
-    no_args_is_help=True,
-    rich_markup_mode=None,
-    epilog="Examples:\n\n\b\n  inpaint fill photo.jpg --mask photo_mask.png -o out.png\n  inpaint fill photos/ --mask masks/ -o filled/ --arch glcic\n  inpaint eval --metric psnr --metric ssim\n  inpaint train --arch glcic --data ~/pictures --out runs/glcic\n  inpaint models",
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
-stdout = Console(highlight=False, soft_wrap=True)
-DEBUG = {"on": os.environ.get("INPAINT_DEBUG", "") not in ("", "0")}
-
-
-def warn(message: str) -> None:
-    stderr.print(f"warning: {message}", markup=False)
-
-
-def user_errors(command):
-    """Turn InpaintError (and interrupts) into one line on stderr and exit status 1."""
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except InpaintError as error:
-            if DEBUG["on"]:
-                raise
-            stderr.print(f"error: {error}", markup=False)
-            raise typer.Exit(1) from None
-        except KeyboardInterrupt:
-            stderr.print("error: interrupted", markup=False)
-            raise typer.Exit(130) from None
-
-    return wrapper
+EXAMPLES = ["inpaint fill photo.jpg --mask photo_mask.png -o out.png", "inpaint fill photos/ --mask masks/ -o filled/ --arch glcic",
+            "inpaint eval --metric psnr --metric ssim", "inpaint train --arch glcic --data ~/pictures --out runs/glcic",
+            "inpaint convert big-lama/models/best.ckpt --install", "inpaint models"]
+app = typer.Typer(name="inpaint", help="Fill holes in photographs with classic inpainting networks; train and evaluate them.",
+                  add_completion=False, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False,
+                  epilog="Examples:\n\n\b\n" + "\n".join(f"  {line}" for line in EXAMPLES), context_settings={"help_option_names": ["-h", "--help"]})
+DEVICE_HELP = "auto, cpu, cuda, cuda:N or mps."
+DILATE_HELP = "Grow every hole by N pixels (a disk) before filling: takes in the halo a hand-drawn mask leaves."
+FEATHER_HELP = "Soften the fill's border over N pixels inside the (grown) hole; pixels outside it stay bit for bit."
 
 
 @app.callback()
@@ -77,14 +48,16 @@ def fill(
     rect: Annotated[list[str], typer.Option("--rect", help="Hole rectangle x,y,w,h in pixels (repeatable; united with --mask).", callback=options.at_parse_time(options.check_rects))] = [],
     invert_mask: Annotated[bool, typer.Option("--invert-mask", help="Treat black (or opaque) as the hole.")] = False,
     resize_mask: Annotated[bool, typer.Option("--resize-mask", help="Resize a mask of another size to the image (nearest).")] = False,
-    arch: Annotated[Optional[str], typer.Option("--arch", "-a", help="Architecture (default: the best bundled model). See `inpaint models`.")] = None,
+    arch: Annotated[Optional[str], typer.Option("--arch", "-a", help="Architecture: its installed weights, else its bundled ones (default: the installed default model, else the best bundled one). See `inpaint models`.")] = None,
     weights: Annotated[Optional[str], typer.Option("--weights", "-w", help="Weights file, or hf://owner/repo/path.safetensors[@revision].")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output file (format from its extension) or folder. Default: X.filled.<ext> beside the input; DIR-filled/ for a folder.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")] = False,
     blend: Annotated[str, typer.Option("--blend", help="auto (the post-processing the weights were released with, else the paper's own: poisson for GLCIC, none for the others), none, or poisson (fast marching + Poisson blending).")] = "auto",
     strategy: Annotated[str, typer.Option("--strategy", help="full: whole image; crop: a window with context around each hole region; resize: at most --max-side, hole upsampled; auto: full up to --max-side, else crop (fixed-input models such as context-encoder always crop 128x128 windows, scaling holes larger than the model's output).")] = "auto",
     max_side: Annotated[int, typer.Option("--max-side", min=1, help="Longer side a model fills in one piece (auto/resize).")] = 1024,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    dilate: Annotated[int, typer.Option("--dilate", min=0, metavar="N", help=DILATE_HELP)] = 0,
+    feather: Annotated[int, typer.Option("--feather", min=0, metavar="N", help=FEATHER_HELP)] = 0,
+    device: Annotated[str, typer.Option("--device", help=DEVICE_HELP)] = "auto",
     quality: Annotated[int, typer.Option("--quality", min=1, max=100, help="JPEG/WebP quality. A JPEG output is re-encoded, so its known pixels change slightly; PNG, TIFF, BMP keep them bit for bit.")] = 95,
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders of a folder input.")] = False,
     attention_map: Annotated[Optional[Path], typer.Option("--attention-map", help="DeepFill only: write the colour-coded map of where each hole pixel borrowed from.")] = None,
@@ -92,12 +65,12 @@ def fill(
 ) -> None:
     """Fill the holes of an image (or a folder of images).
 
-    Examples:
-
     \b
+    Examples:
       inpaint fill photo.jpg --mask photo_mask.png -o out.png
       inpaint fill photos/ --mask masks/ -o filled/ --arch glcic
       inpaint fill photo.jpg --rect 120,80,64,64 --blend poisson
+      inpaint fill photo.jpg --mask photo_mask.png --dilate 8 --feather 4
 
     Only hole pixels change. Greyscale, palette and RGBA images are written back in their mode
     (alpha untouched); 16-bit PNG/TIFF are filled at 8-bit precision in the hole and written back
@@ -111,7 +84,10 @@ def fill(
     # everything a user can get wrong is checked before torch is even imported
     from inpaint_cli.fill import FillOptions, Inpainter, fill_planned, resolve_model
 
-    inpainter = Inpainter(resolve_model(arch, weights, device), device, FillOptions(strategy=strategy, blend=blend, max_side=max_side))
+    loaded = resolve_model(arch, weights, device)
+    if weights is None and loaded.path is not None:  # --arch or the default model: say which file
+        stderr.print(f"using {loaded.path}", markup=False)
+    inpainter = Inpainter(loaded, device, FillOptions(strategy, blend, max_side, dilate=dilate, feather=feather))
 
     def report(written) -> None:
         if as_json:
@@ -119,37 +95,19 @@ def fill(
         elif not plan.batch:
             stderr.print(f"wrote {written.job.target} ({written.method}, {written.hole_pixels} hole pixels)", markup=False)
 
-    with _progress("filling", show=plan.batch) as progress:
+    with progress_bar(stderr, "filling", show=plan.batch) as progress:
         failures = fill_planned(plan, inpainter, warn=warn, done=report, progress=progress,
                                 failed=lambda line: stderr.print(f"error: {line}", markup=False))
     if plan.batch:
-        stderr.print(f"filled {len(plan.jobs) - len(failures)} of {len(plan.jobs)} images into {plan.jobs[0].target.parent}", markup=False)
+        report_batch(stderr, len(plan.jobs), failures, plan.jobs[0].target.parent)
     if failures:
-        stderr.print("\n".join([f"error: {len(failures)} failed:", *(f"  {line}" for line in failures)]), markup=False)
         raise typer.Exit(1)
-
-
-@contextlib.contextmanager
-def _progress(label: str, show: bool = True):
-    """A transient progress bar on stderr (where `show`); yields a library's `progress(done, total)`."""
-    from rich.progress import BarColumn, MofNCompleteColumn, TimeRemainingColumn
-
-    with _live_display(f"[bold]{label}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), show=show) as progress:
-        task = progress.add_task(label, total=None)
-        yield lambda done, total: progress.update(task, completed=done, total=total)
-
-
-def _live_display(*columns, transient: bool = True, show: bool = True):
-    """A rich Progress on stderr, off where stderr is no terminal (rich ends it there with an empty line)."""
-    from rich.progress import Progress
-
-    return Progress(*columns, console=stderr, transient=transient, disable=not (show and stderr.is_interactive))
 
 
 @app.command("eval")
 @user_errors
 def eval_command(
-    arch: Annotated[list[str], typer.Option("--arch", "-a", help="Method to compare (repeatable): an architecture's bundled weights, or telea / ns / harmonic. Default: every bundled model and the three classical methods.")] = [],
+    arch: Annotated[list[str], typer.Option("--arch", "-a", help="Method to compare (repeatable): an architecture's installed, else bundled, weights, or telea / ns / harmonic / patchmatch. Default: every bundled model and the classical methods.")] = [],
     weights: Annotated[list[str], typer.Option("--weights", "-w", help="Weights file or hf:// path to compare (repeatable; labelled by file stem).")] = [],
     data: Annotated[Optional[Path], typer.Option("--data", help="Folder of images (recursive). Default: $INPAINT_DATA/eval (INPAINT_DATA: the data folder).")] = None,
     mask_sets: Annotated[list[str], typer.Option("--masks", help="Mask set (repeatable): a generator (box, center, irregular[:LO-HI], freeform, lama-thin, lama-medium, lama-thick) or a folder of mask files. Each gets its own table.")] = [],
@@ -158,43 +116,36 @@ def eval_command(
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Use only the first N images.")] = None,
     size: Annotated[int, typer.Option("--size", help="Images are resized (shorter side) and centre-cropped to this square.")] = 256,
     blend: Annotated[str, typer.Option("--blend", help="auto (each model's release post-processing, else its paper's: poisson for GLCIC, none for the others; the table labels a blended method 'NAME + poisson'), none, or poisson for every learned method.")] = "auto",
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    dilate: Annotated[int, typer.Option("--dilate", min=0, metavar="N", help=DILATE_HELP)] = 0,
+    feather: Annotated[int, typer.Option("--feather", min=0, metavar="N", help=FEATHER_HELP)] = 0,
+    device: Annotated[str, typer.Option("--device", help=DEVICE_HELP)] = "auto",
     save_dir: Annotated[Optional[Path], typer.Option("--save-dir", help="Write every fill and a comparison grid per mask set here.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON on stdout (no tables).")] = False,
     csv_path: Annotated[Optional[Path], typer.Option("--csv", help="Also write the results as CSV to this file.")] = None,
     markdown: Annotated[bool, typer.Option("--markdown", help="Print the results as one Markdown table on stdout.")] = False,
 ) -> None:
-    """Compare methods on a fixed protocol (DESIGN.md): same images, same masks, same metrics.
-
-    Examples:
+    """Compare methods on a fixed protocol (docs/design.md): same images, same masks, same metrics.
 
     \b
-      inpaint eval --metric psnr
+    Examples:
       inpaint eval --arch telea --arch glcic --data eval/ --masks irregular --metric psnr --metric ssim
       inpaint eval --weights runs/glcic/glcic-half-l1.safetensors --masks box --masks masks/30-40
     """
-    from inpaint_cli.evaluate import evaluate_methods, render_tables, result_to_csv, result_to_json, result_to_markdown
+    from inpaint_cli.evaluate import evaluate_methods, result_to_csv
     from inpaint_cli.io import data_folder
 
     options.check_names(archs=arch, blend=blend, device=device)
     if csv_path is not None and csv_path.exists():
         raise InpaintError(f"{csv_path} exists; remove it or pick another --csv path")
     data_dir = data or data_folder("eval")
-    with _progress("evaluating") as progress:
+    with progress_bar(stderr, "evaluating") as progress:
         result, count = evaluate_methods(arch, weights, data_dir, mask_sets or ["box", "irregular"], metric or ["psnr", "ssim"],
                                          seed=seed, limit=limit, size=size, blend=blend, device=device, save_dir=save_dir,
-                                         progress=progress)
+                                         progress=progress, dilate=dilate, feather=feather)
     if csv_path is not None:
         csv_path.write_text(result_to_csv(result))
-    if as_json:
-        stdout.print(result_to_json(result), markup=False)
-        return
-    if markdown:
-        stdout.print(result_to_markdown(result), markup=False, soft_wrap=True)
-        return
-    for table in render_tables(result):
-        stdout.print(table)
-    stdout.print(f"{count} images from {data_dir} at {size}x{size}, seed {seed}; mean ± standard error", markup=False)
+    footer = f"{count} images from {data_dir} at {size}x{size}, seed {seed}; mean ± standard error"
+    print_evaluation(stdout, result, footer, as_json=as_json, markdown=markdown)
 
 
 @app.command()
@@ -209,14 +160,15 @@ def models(
     from inpaint_cli.catalog import catalog, render_catalog
 
     listed = catalog()
-    if as_json:
-        stdout.print(json.dumps(listed.document(), indent=2), markup=False)
-        return
-    for renderable in render_catalog(listed):
-        stdout.print(renderable)
+    for shown in [json.dumps(listed.document(), indent=2)] if as_json else render_catalog(listed):
+        stdout.print(shown, markup=False)
 
 
-@app.command()
+masks_app = typer.Typer(cls=GenerateByDefault, no_args_is_help=True, rich_markup_mode=None, help="Write generated mask sets (`inpaint masks KIND`), or preview a hole on a photo.")
+app.add_typer(masks_app, name="masks")
+
+
+@masks_app.command("generate")
 @user_errors
 def masks(
     kind: Annotated[str, typer.Argument(help="Generator: box, center, irregular[:LO-HI], freeform, lama-thin, lama-medium, lama-thick.", show_default=False)],
@@ -226,7 +178,7 @@ def masks(
     seed: Annotated[int, typer.Option("--seed", help="Mask i is drawn from default_rng([seed, i, kind_id]).")] = 0,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing mask files.")] = False,
 ) -> None:
-    """Write a set of generated masks (white = hole), the same the evaluation draws.
+    """Write a set of generated masks (white = hole), the same the evaluation draws (`generate` may be left out).
 
     Example: inpaint masks lama-thick --count 50 --out masks/thick
     """
@@ -234,6 +186,53 @@ def masks(
 
     paths = generate_mask_set(kind, count, size, seed, out, overwrite=overwrite)
     stderr.print(f"wrote {len(paths)} {kind} masks to {out}", markup=False)
+
+
+@masks_app.command("preview")
+@user_errors
+def masks_preview(
+    image: Annotated[Path, typer.Argument(help="The photo.", show_default=False, metavar="IMG")],
+    mask: Annotated[Optional[Path], typer.Option("--mask", "-m", help="Mask file, as `fill` reads it.")] = None,
+    rect: Annotated[list[str], typer.Option("--rect", help="Hole rectangle x,y,w,h (repeatable; united with --mask).")] = [],
+    dilate: Annotated[int, typer.Option("--dilate", min=0, metavar="N", help="Grow the hole by N pixels, as `fill --dilate`.")] = 0,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output image. Default: X.preview.png beside the photo.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")] = False,
+) -> None:
+    """Write the photo with the hole tinted, to check a mask before a long fill.
+
+    Example: inpaint masks preview photo.jpg --mask photo_mask.png --dilate 8
+    """
+    from inpaint_cli.masks import write_preview
+
+    target, pixels = write_preview(image, mask, rect, output, dilate=dilate, overwrite=overwrite, warn=warn)
+    stderr.print(f"wrote {target} ({pixels} hole pixels tinted)", markup=False)
+
+
+@app.command()
+@user_errors
+def convert(
+    source: Annotated[str, typer.Argument(help="Official weights: a file, a TF checkpoint folder or prefix, or hf://owner/repo/path[@revision].", show_default=False, metavar="SRC")],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Converted file (.safetensors). Default: <arch>-<config>.safetensors beside SRC.")] = None,
+    arch: Annotated[Optional[str], typer.Option("--arch", "-a", help="The architecture, where recognising it from the tensors is not enough.")] = None,
+    config: Annotated[Optional[str], typer.Option("--config", "-c", help="The config, e.g. big or fourier for lama.")] = None,
+    dtype: Annotated[Literal["float32", "float16", "bfloat16"], typer.Option("--dtype", help="Storage precision; float16 and bfloat16 halve the file, and the largest change they make to a test fill is printed.")] = "float32",
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output (and installed file).")] = False,
+    install: Annotated[bool, typer.Option("--install", help="Also copy it into $INPAINT_HOME/weights, where `--arch NAME` finds it before the bundled weights.")] = False,
+    default: Annotated[bool, typer.Option("--default", help="With --install: make it the model `inpaint fill` uses with no --arch.")] = False,
+) -> None:
+    """Convert official pretrained weights (LaMa, AOT-GAN, DeepFill v1/v2, GLCIC, Context Encoder)
+    into a release file that `fill`, `eval` and `--weights` take. Nothing in SRC is run.
+
+    Example: inpaint convert big-lama/models/best.ckpt --install --default
+    """
+    if default and not install:
+        raise typer.BadParameter("--default needs --install", param_hint="'--default'")
+    from inpaint_cli.convert import convert_file, describe
+
+    converted, written, installed = convert_file(source, output, arch=arch, config=config, dtype=dtype, overwrite=overwrite,
+                                                 install=install, default=default)
+    installed_line = [f"installed {installed}{' as the default model' if default else ''}"] if installed else []
+    stderr.print("\n".join([*describe(converted), f"wrote {written}", *installed_line]), markup=False)
 
 
 @app.command()
@@ -249,7 +248,7 @@ def train(
     phase_steps: Annotated[Optional[str], typer.Option("--phase-steps", callback=options.at_parse_time(options.parse_phase_steps), help="Lengths of all phases but the last, comma-separated (GLCIC: T_C,T_D; DeepFill v1: L1-only steps before the critics start). Default: the paper's proportions of --steps (GLCIC 90k/10k/400k; DeepFill v1 none).")] = None,
     lr: Annotated[Optional[float], typer.Option("--lr", help="Generator learning rate (default: the recipe's).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the data order, holes and initialisation.")] = 0,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    device: Annotated[str, typer.Option("--device", help=DEVICE_HELP)] = "auto",
     precision: Annotated[str, typer.Option("--precision", help="auto (bf16 autocast on CUDA and on CPUs with AMX, fp16 on older CUDA, else fp32), fp32, bf16 or fp16.")] = "auto",
     workers: Annotated[int, typer.Option("--workers", min=0, help="Processes drawing the coming batches (crops and holes) ahead of the step, so a GPU is not kept waiting; 0: one background thread. Any number gives the same batches.")] = 0,
     checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", min=1, help="Steps between checkpoints (and exports).")] = 500,
@@ -262,42 +261,25 @@ def train(
     cache_side: Annotated[int, typer.Option("--cache-side", min=1, help="Images are resized once so their shorter side is this, then cropped (the evaluation's scale is 256).")] = 256,
     data_note: Annotated[str, typer.Option("--data-note", help="What the data is and its terms, recorded in the export's metadata.")] = "",
 ) -> None:
-    """Train an architecture on your own pictures.
+    """Train an architecture on your own pictures (`--resume` continues a run, e.g. to more --steps).
 
-    Examples:
-
-    \b
-      inpaint train --arch glcic --data ~/pictures --out runs/glcic
-      inpaint train --arch glcic --out runs/glcic --resume --steps 40000
+    Example: inpaint train --arch glcic --data ~/pictures --out runs/glcic
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TextColumn, TimeRemainingColumn
-
     from inpaint_cli.io import data_folder
 
     options.check_names(archs=[arch], device=device, precision=precision)
     data_dirs = [str(d) for d in data or [data_folder("train")]] if not resume else []
     from inpaint_cli.train import TrainSettings, start_training
+
     settings = TrainSettings(
         arch=arch, out_dir=str(out), data_dirs=data_dirs, config=config, size=size, batch=batch,
         steps=steps or 20_000, lr=lr, phase_steps=options.parse_phase_steps(phase_steps), seed=seed,
         checkpoint_every=checkpoint_every, sample_every=sample_every, cache_side=cache_side,
         backbone=str(backbone) if backbone else None, masks=masks or None, init_weights=init_weights, ema_decay=ema, data_note=data_note,
     )
-    # the set-up (networks, image cache) gets a transient spinner: a start-up error leaves only its line
-    with _live_display(SpinnerColumn(), TextColumn("[bold]starting")) as starting:
-        starting.add_task("start", total=None)
+    with spinner(stderr, "starting"):  # the set-up (networks, image cache): a start-up error leaves only its line
         trainer = start_training(settings, resume=resume, device=device, steps_override=steps, precision=precision, workers=workers)
-    with _live_display(TextColumn("[bold]{task.fields[phase]}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[logs]}"),
-                       TimeRemainingColumn(), transient=False) as progress:
-        task = progress.add_task("train", completed=trainer.step, total=trainer.settings.steps,
-                                 phase="resumed" if resume else "training", logs="")
-
-        def report(step: int, total: int, phase: str, logs: dict[str, float]) -> None:
-            text = " ".join(f"{k}={v:.4g}" if k != "images_per_s" else f"{v:.1f} img/s" for k, v in logs.items() if k != "step")
-            progress.update(task, completed=step, total=total, phase=phase, logs=text)
-
-        trainer.progress = report
-        result = trainer.run()
+    result = run_training(trainer, stderr, resumed=resume)
     stderr.print(f"trained {trainer.spec.name} {trainer.config_name} to step {result.step}; export: {result.export_path}", markup=False)
 
 
@@ -310,23 +292,20 @@ def release(
     irregular: Annotated[Optional[Path], typer.Option("--irregular", help="Folder of the NVIDIA irregular-mask bands 10-20, 30-40, 50-60. Default: $INPAINT_DATA/masks/nvidia-irregular.")] = None,
     eval_json: Annotated[Optional[Path], typer.Option("--eval-json", help="Use this `inpaint eval --json` result (the export beside telea and ns) instead of evaluating again.")] = None,
     blend: Annotated[str, typer.Option("--blend", help="Post-processing the release is measured with and that `fill --blend auto` then applies to it: auto (the architecture's own from its paper), none, or poisson.")] = "auto",
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    device: Annotated[str, typer.Option("--device", help=DEVICE_HELP)] = "auto",
 ) -> None:
-    """Bundle a trained export: evaluate it beside Telea and NS on the protocol (seed 0: boxes and
-    the NVIDIA 10-20, 30-40 and 50-60 % bands), refuse it unless it beats both on PSNR, SSIM and
-    hole L1 on boxes and 30-40 %, stamp the table into its metadata, copy it in as
-    <arch>-<config>.safetensors and make the best model that beats both everywhere the default.
+    """Bundle a trained export: evaluate it beside Telea and NS (seed 0: boxes, NVIDIA 10-20, 30-40,
+    50-60 %), refuse it unless it beats both on PSNR, SSIM and hole L1 on boxes and 30-40 %, stamp
+    the table into its metadata, copy it in as <arch>-<config>.safetensors and make the best model
+    that beats both everywhere the default.
 
-    Examples:
-
-      inpaint release runs/glcic/glcic-half-l1.safetensors
-      inpaint release runs/dfv1/deepfill-v1-half.safetensors --blend poisson
+    Example: inpaint release runs/dfv1/deepfill-v1-half.safetensors --blend poisson
     """
     options.check_names(blend=blend, device=device)
     from inpaint_cli.evaluate import result_to_markdown
     from inpaint_cli.release import measure, release as release_export
 
-    with _progress("evaluating") as progress:
+    with progress_bar(stderr, "evaluating") as progress:
         measured = measure(export, to=to, data=data, irregular=irregular, eval_json=eval_json, blend=blend, device=device,
                            progress=progress)
     stdout.print(result_to_markdown(measured.result), markup=False, soft_wrap=True)  # shown even when refused
@@ -336,14 +315,10 @@ def release(
         warn(f"{target.name} falls short of the default model's bar: {'; '.join(verdict.shortfalls)}")
 
 
-def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    warn(str(message))
-
-
 def main() -> None:
     """Console entry point: one-line warnings and usage errors; SIGTERM interrupts as Ctrl-C does."""
     import warnings
 
-    warnings.showwarning = _one_line_warning
+    warnings.showwarning = one_line_warning
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     sys.exit(options.run_app(app, report=lambda line: stderr.print(line, markup=False)))

@@ -43,6 +43,7 @@ class LoadedModel:
     config: str | None
     label: str  # for tables: the arch name, or the weights file's stem
     metadata: dict[str, str]
+    path: Path | None = None  # the weights file loaded (None: a classical method)
 
     @property
     def post_processing(self) -> str:
@@ -53,7 +54,8 @@ class LoadedModel:
 
 def resolve_model(arch: str | None, weights: str | None, device: torch.device | str = "cpu") -> LoadedModel:
     """DESIGN.md "Names": `--arch` alone loads its bundled weights, `--weights` alone its metadata's
-    architecture, both must agree, neither means the default model of the manifest."""
+    architecture, both must agree, neither means the default model (installed, else bundled).
+    `--arch` loads an installed release of the architecture rather than the bundled one."""
     device = pick_device(device) if isinstance(device, str) else device
     if weights is None and arch is None:
         default = default_model()
@@ -63,7 +65,7 @@ def resolve_model(arch: str | None, weights: str | None, device: torch.device | 
             arch = default
     if weights is not None:
         model, spec, config, metadata = load_release(weights, arch, None, device)
-        return LoadedModel(model, spec, config, Path(str(weights).split("@")[0]).stem, metadata)
+        return LoadedModel(model, spec, config, Path(str(weights).split("@")[0]).stem, metadata, Path(weights))
     spec = get_arch(arch)
     if not spec.learned:
         model = spec.build_generator(spec.config()).eval()
@@ -75,7 +77,7 @@ def resolve_model(arch: str | None, weights: str | None, device: torch.device | 
             f" and pass the export with --weights FILE (or hf://owner/repo/file.safetensors)"
         )
     model, spec, config, metadata = load_release(bundled, spec.name, None, device)
-    return LoadedModel(model, spec, config, spec.name, metadata)
+    return LoadedModel(model, spec, config, spec.name, metadata, bundled)
 
 
 # ---------------------------------------------------------------------------------------- filling

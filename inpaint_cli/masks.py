@@ -522,3 +522,29 @@ def preview_hole(rgb8: np.ndarray, hole: np.ndarray, tint: tuple[int, int, int] 
     mixed = (1 - opacity) * rgb8[hole].astype(np.float32) + opacity * np.asarray(tint, np.float32)
     shown[hole] = np.rint(mixed).astype(np.uint8)
     return shown
+
+
+def write_preview(
+    image_path: Path,
+    mask: Path | None,
+    rects: Sequence[str],
+    output: Path | None = None,
+    *,
+    dilate: int = 0,
+    invert: bool = False,
+    resize_mask: bool = False,
+    overwrite: bool = False,
+    warn: Callable[[str], None] = lambda message: None,
+) -> tuple[Path, int]:
+    """`inpaint masks preview`: the photo with the hole `fill` would make (mask and rectangles,
+    grown by `dilate`) tinted, written to `output` (default: X.preview.png beside the photo).
+    Returns the path written and the hole's pixel count."""
+    if mask is None and not rects:
+        raise InpaintError("no hole given: pass --mask FILE and/or --rect x,y,w,h")
+    target = output or image_path.with_name(f"{image_path.stem}.preview.png")
+    check_output_path(target, overwrite)
+    image = read_image(image_path)
+    hole = grow_hole(build_hole(image, mask, rects, invert=invert, resize_mask=resize_mask, warn=warn), dilate)
+    shown = preview_hole(image.rgb8, hole)
+    write_image(target, LoadedImage(shown, None, "RGB", None, target), overwrite=overwrite)
+    return target, int(np.count_nonzero(hole))

@@ -4,15 +4,23 @@
   `{"default": arch or file, "models": {arch: file}, "summaries": {arch: line}}`, written by
   `inpaint release` and read by `fill`, `eval` and `models`.
 - The installed folder, `$INPAINT_HOME/weights` (default: the user's cache folder), holds releases
-  a user added; an installed file for an architecture is preferred over the bundled one.
+  a user added (`install`, `inpaint convert --install`) and a manifest of its own: the file
+  installed last for each architecture and, after `--install --default`, the default model.
+  An installed file for an architecture is preferred over the bundled one, and an installed
+  default over the bundled default.
 """
 
 from __future__ import annotations
 
+import filecmp
 import json
 import os
+import secrets
+import shutil
 import sys
 from pathlib import Path
+
+from inpaint_cli.errors import InpaintError
 
 MANIFEST = "manifest.json"
 
@@ -49,8 +57,12 @@ def write_manifest(directory: Path, manifest: dict) -> None:
 
 
 def default_model() -> str:
-    """What `fill` uses when given neither --arch nor --weights: the manifest's default, an
+    """What `fill` uses when given neither --arch nor --weights: the installed default file
+    (`install(default=True)`) where there is one, else the bundled manifest's default, an
     architecture name or the path of a bundled file."""
+    installed = installed_default()
+    if installed is not None:
+        return str(installed)
     default = read_manifest().get("default", "telea")
     return str(weights_dir() / default) if default.endswith(".safetensors") else default
 
@@ -74,17 +86,66 @@ def installed_files() -> list[Path]:
     return sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
 
 
+def installed_default() -> Path | None:
+    """The installed file `install(default=True)` made the default model, None when there is none."""
+    folder = installed_dir()
+    name = read_manifest(folder).get("default", "") if folder.is_dir() else ""
+    return folder / name if name.endswith(".safetensors") and (folder / name).is_file() else None
+
+
 def weights_for(arch: str) -> Path | None:
-    """The release `--arch arch` loads: the first installed file whose metadata names `arch`, else
-    the bundled one; None when there is neither."""
+    """The release `--arch arch` loads: the installed file last installed for `arch`, else the
+    first installed file whose metadata names `arch`, else the bundled one; None when there is none."""
     files = installed_files()
     if files:
         from inpaint_cli.checkpoint import read_metadata
 
+        recorded = read_manifest(installed_dir()).get("models", {}).get(arch)
+        if recorded and installed_dir() / recorded in files:
+            return installed_dir() / recorded
         for file in files:
             if read_metadata(file).get("arch") == arch:
                 return file
     return bundled_weights(arch)
+
+
+def check_install(name: str, overwrite: bool = False) -> None:
+    """Raise InpaintError if installing a file called `name` would replace one (before the work
+    of making it; `install` itself lets an identical file through)."""
+    if (installed_dir() / name).exists() and not overwrite:
+        raise InpaintError(f"{installed_dir() / name} is already installed; pass --overwrite to replace it")
+
+
+def install(path: Path, *, default: bool = False, overwrite: bool = False) -> Path:
+    """Copy the release file `path` into the installed folder under its own name (temporary file,
+    then rename) and record it as its architecture's installed weights and, with `default`, as
+    the model `fill` uses with neither --arch nor --weights. A different file of the same name is
+    replaced only with `overwrite`. Returns the installed path."""
+    from inpaint_cli.checkpoint import read_metadata
+
+    arch = read_metadata(path)["arch"]
+    folder = installed_dir()
+    target = folder / path.name
+    if target.exists() and not overwrite and not filecmp.cmp(path, target, shallow=False):
+        raise InpaintError(f"a different {target} is already installed; pass --overwrite to replace it")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if not (target.exists() and target.samefile(path)):
+            temporary = folder / f".{target.name}.{secrets.token_hex(8)}.tmp"  # created as the umask says
+            try:
+                shutil.copyfile(path, temporary)
+                os.replace(temporary, target)
+            except BaseException:
+                temporary.unlink(missing_ok=True)
+                raise
+        manifest = read_manifest(folder) if (folder / MANIFEST).is_file() else {"default": "", "models": {}}
+        if default:
+            manifest["default"] = target.name
+        manifest.setdefault("models", {})[arch] = target.name
+        write_manifest(folder, manifest)
+    except OSError as error:
+        raise InpaintError(f"cannot install into {folder}: {error.strerror or error}") from None
+    return target
 
 
 def _user_cache_dir() -> Path:

@@ -61,7 +61,7 @@ def assert_user_error(result: subprocess.CompletedProcess[str], *fragments: str,
 def assert_clean_stderr(result: subprocess.CompletedProcess[str]) -> None:
     """A run that succeeds prints only its own one-line reports on stderr (no Python warnings)."""
     assert result.returncode == 0, result.stderr
-    reports = ("warning: ", "wrote ", "filled ")
+    reports = ("warning: ", "wrote ", "filled ", "using ")  # `using FILE`: the weights --arch or the default loaded
     stray = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith(reports)]
     assert stray == [], result.stderr
 

@@ -9,6 +9,7 @@ batch-norm statistics, plus the extra variables real files carry.
 from __future__ import annotations
 
 import ast
+import json
 import struct
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -27,7 +28,9 @@ from inpaint_cli.archs.deepfill_v2 import CONFIGS as V2_CONFIGS
 from inpaint_cli.archs.deepfill_v2 import DeepFillV2
 from inpaint_cli.archs.glcic import CONFIGS as GLCIC_CONFIGS
 from inpaint_cli.archs.glcic import CompletionNetwork
+from inpaint_cli.checkpoint import load_release
 from inpaint_cli.convert import context_encoder as ce_convert
+from inpaint_cli.convert import convert, default_output, write_converted
 from inpaint_cli.convert import deepfill as deepfill_convert
 from inpaint_cli.convert import glcic as glcic_convert
 from inpaint_cli.convert.tf_bundle import TABLE_MAGIC, read_tf_checkpoint
@@ -534,3 +537,52 @@ def test_context_encoder_fake_official_t7_matches_the_official_network(tmp_path:
         expected = reference(official_input)
         region, _ = network.predict(image, mask)
     assert (region - expected).abs().max() < 1e-4  # float32 sums over 8,192-wide dot products
+
+
+# --- through `convert`: recognised from the contents, written, loaded as a release ----------------
+
+
+def test_convert_takes_a_deepfill_tf_checkpoint_folder_to_a_release(tmp_path: Path) -> None:
+    folder = tmp_path / "release_places2_256"
+    folder.mkdir()
+    variables = fake_deepfill_checkpoint(2, folder)
+    converted = convert(folder)  # no --arch: recognised from the variables
+    assert (converted.official.name, converted.container, converted.spec.name) == ("deepfill-v2", "tf-checkpoint", "deepfill-v2")
+    for key, value in converted.tensors.items():
+        source = variables[deepfill_convert.tf_name(key)]
+        assert torch.equal(value, source.permute(3, 2, 0, 1) if source.dim() == 4 else source), key
+    out = write_converted(converted, tmp_path / "deepfill-v2.safetensors")
+    model, spec, config_name, metadata = load_release(out)
+    assert metadata["converted_from"].startswith("release_places2_256 sha256:")
+    assert metadata["license"] == converted.official.license and metadata["source"] == converted.official.source
+    stored_config = json.loads(metadata["config_json"])
+    assert all(stored_config[name] == value for name, value in converted.official.config_overrides.items())
+    # the release fills as the official-convention network built by hand from the variables
+    reference = DeepFillV2(replace(V2_CONFIGS[config_name], **converted.official.config_overrides)).eval()
+    reference.load_state_dict({key: v.permute(3, 2, 0, 1) if v.dim() == 4 else v
+                               for key, v in ((key, variables[deepfill_convert.tf_name(key)]) for key in converted.tensors)})
+    image = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(4))
+    mask = torch.zeros(1, 1, 64, 64)
+    mask[..., 16:40, 20:44] = 1
+    with torch.no_grad():
+        assert torch.equal(model.inpaint(image, mask), reference.inpaint(image, mask))
+
+
+def test_convert_takes_a_glcic_t7_file_to_a_release(tmp_path: Path) -> None:
+    rows = key_rows("glcic_completionnet_places2.tsv")
+    modules, _ = fake_t7_network(rows, seed=5)
+    model = LuaModule("nn.Sequential", {"modules": [modules[f"model.modules[{i}]"] for i in range(1, 51)]})
+    mean = [0.43, 0.45, 0.41]
+    write_t7(tmp_path / "completionnet_places2.t7", {"model": model, "mean": mean})
+    converted = convert(tmp_path / "completionnet_places2.t7")
+    assert (converted.official.name, converted.container, converted.spec.name) == ("glcic-completionnet", "torch7", "glcic")
+    out = write_converted(converted, default_output(converted, tmp_path / "completionnet_places2.t7"))
+    assert out == tmp_path / f"glcic-{converted.config_name}.safetensors"
+    network, _, _, metadata = load_release(out)
+    assert metadata["official_model"] == "glcic-completionnet" and metadata["storage_dtype"] == "float32"
+    image = torch.rand(1, 3, 32, 40, generator=torch.Generator().manual_seed(6))
+    mask = torch.zeros(1, 1, 32, 40)
+    mask[..., 8:24, 12:30] = 1
+    with torch.no_grad():
+        expected = reference_network(rows, modules)(torch.cat([(image - torch.tensor(mean).view(1, 3, 1, 1)) * (1 - mask), mask], 1))
+        assert (network.inpaint(image, mask) - expected).abs().max() < 1e-5

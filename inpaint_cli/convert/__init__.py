@@ -185,6 +185,16 @@ def _checkpoint_files(path: Path) -> list[Path]:
     return sorted(path.parent.glob(f"{path.name}.*"))
 
 
+def describe(converted: Converted) -> list[str]:
+    """What `inpaint convert` reports: the model found, the storage dtype's effect, the terms."""
+    lines = [f"converted {converted.official.name} ({converted.container}) to {converted.spec.name} "
+             f"{converted.config_name}: {len(converted.tensors)} tensors in {converted.dtype}"]
+    if converted.output_change is not None:
+        lines.append(f"{converted.dtype} storage moves the test image's fill by up to "
+                     f"{converted.output_change * 255:.1f} grey levels")
+    return [*lines, f"licence: {converted.metadata['license']}"]
+
+
 def default_output(converted: Converted, source: str | Path) -> Path:
     """`<arch>-<config>.safetensors` beside the input (in the current folder for hf:// inputs)."""
     name = f"{converted.spec.name}-{converted.config_name}.safetensors"
@@ -209,3 +219,30 @@ def write_converted(converted: Converted, out: Path, overwrite: bool = False) ->
     check_target(out, overwrite)
     atomic_save_safetensors(converted.tensors, out, converted.metadata)
     return out
+
+
+def convert_file(
+    source: str | Path,
+    output: Path | None = None,
+    *,
+    arch: str | None = None,
+    config: str | None = None,
+    dtype: str = "float32",
+    overwrite: bool = False,
+    install: bool = False,
+    default: bool = False,
+) -> tuple[Converted, Path, Path | None]:
+    """`inpaint convert`: check the output (and the installed name) before the work, convert,
+    write to `output` (default: `default_output`), and with `install` copy the file into the
+    installed weights folder (`weights.install`). Returns the conversion, the file written and
+    the installed file (None without `install`)."""
+    from inpaint_cli.weights import check_install, install as install_file
+
+    if output is not None:
+        check_target(output, overwrite)
+        if install:
+            check_install(output.name, overwrite)
+    converted = convert(source, arch=arch, config=config, dtype=dtype)
+    written = write_converted(converted, output or default_output(converted, source), overwrite)
+    installed = install_file(written, default=default, overwrite=overwrite) if install else None
+    return converted, written, installed
