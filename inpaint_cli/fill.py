@@ -5,7 +5,11 @@ pixels inside the hole's edge) so known pixels come back bit for bit.
 
 Memory stays bounded: above `max_side` only windows around the holes reach the network, a window
 larger than `max_side` is filled at that scale with only its hole upsampled, and fills are kept
-as uint8, never as a float copy of the whole image.
+as uint8, never as a float copy of the whole image. A fixed-size model's windows reach it as
+batches.
+
+Torch is imported only for a network: the classical methods (`ArchSpec.fill_array`) fill arrays
+directly, so `inpaint fill --arch telea` starts without it.
 """
 
 from __future__ import annotations
@@ -16,20 +20,22 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
-import torch
 
-from inpaint_cli.archs.base import ArchSpec, InpaintModel
 from inpaint_cli.blend import composite, poisson_blend
-from inpaint_cli.checkpoint import load_release
-from inpaint_cli.devices import pick_device
 from inpaint_cli.errors import InpaintError
 from inpaint_cli.io import FillJob, LoadedImage, check_output_file, make_folder, merge_fill, read_image, write_image
 from inpaint_cli.masks import FillPlan, grow_hole
-from inpaint_cli.registry import get_arch
+from inpaint_cli.registry import ArchSpec, ArrayFill, get_arch
 from inpaint_cli.weights import default_model, weights_for
+
+if TYPE_CHECKING:
+    import torch
+
+    from inpaint_cli.archs.base import InpaintModel
 
 STRATEGIES = ("auto", "full", "crop", "resize")
 BLENDS = ("auto", "none", "poisson")
@@ -38,9 +44,24 @@ BLENDS = ("auto", "none", "poisson")
 # ------------------------------------------------------------------------------------- the model
 
 
+@dataclass(frozen=True)
+class ArrayMethod:
+    """A method that fills uint8 arrays (`ArchSpec.fill_array`) with its config: any size, the CPU,
+    no torch. It answers the geometry questions `Inpainter` asks a network."""
+
+    fill_array: ArrayFill
+    config: Any
+    size_multiple = 1
+    fixed_size = None
+    min_size = 1
+
+    def __call__(self, rgb8: np.ndarray, hole: np.ndarray) -> np.ndarray:
+        return self.fill_array(self.config, rgb8, hole)
+
+
 @dataclass
 class LoadedModel:
-    model: InpaintModel
+    model: InpaintModel | ArrayMethod
     spec: ArchSpec
     config: str | None
     label: str  # for tables: the arch name, or the weights file's stem
@@ -53,20 +74,35 @@ class LoadedModel:
         return self.metadata.get("post_processing", self.spec.post_processing)
 
 
+def _torch_device(device: torch.device | str) -> torch.device:
+    """`--device` as a torch device (imports torch), checked to exist."""
+    from inpaint_cli.devices import pick_device
+
+    return pick_device(device) if isinstance(device, str) else device
+
+
 def resolve_model(arch: str | None, weights: str | None, device: torch.device | str = "cpu") -> LoadedModel:
     """DESIGN.md "Names": `--arch` alone loads its bundled weights, `--weights` alone its metadata's
-    architecture, both must agree, neither means the default model of the manifest."""
-    device = pick_device(device) if isinstance(device, str) else device
+    architecture, both must agree, neither means the default model of the manifest. A method on
+    arrays (telea, ns, harmonic) comes back as an `ArrayMethod`, without importing torch."""
     if weights is None and arch is None:
         default = default_model()
         if default.endswith(".safetensors"):
             weights = default
         else:
             arch = default
+    spec = get_arch(arch) if weights is None else None
+    if spec is not None and spec.fill_array is not None:
+        if device not in ("auto", "cpu"):  # runs on the CPU regardless, but a device named must exist
+            _torch_device(device)
+        method = ArrayMethod(spec.fill_array, spec.config())
+        return LoadedModel(method, spec, spec.default_config, spec.name, {})
+    from inpaint_cli.checkpoint import load_release
+
+    device = _torch_device(device)
     if weights is not None:
         model, spec, config, metadata = load_release(weights, arch, None, device)
         return LoadedModel(model, spec, config, Path(str(weights).split("@")[0]).stem, metadata)
-    spec = get_arch(arch)
     if not spec.learned:
         model = spec.build_generator(spec.config()).eval()
         return LoadedModel(model, spec, spec.default_config, spec.name, {})
@@ -127,16 +163,29 @@ class Inpainter:
         for name in ("dilate", "feather"):
             if getattr(options, name) < 0:
                 raise InpaintError(f"--{name} must be 0 or more pixels, got {getattr(options, name)}")
-        self.device = pick_device(device) if isinstance(device, str) else device
-        self.model = loaded.model.to(self.device).eval()
+        self.model = loaded.model
+        if isinstance(self.model, ArrayMethod):
+            self.device = None  # arrays on the CPU, no torch
+        else:
+            self.device = _torch_device(device)
+            self.model = self.model.to(self.device).eval()
         self.blend = loaded.post_processing if options.blend == "auto" else options.blend
         self.label = blended_label(loaded.label, self.blend)
         self.options = options
 
     # the network on one array ---------------------------------------------------------------
 
+    def _fill8(self, rgb8: np.ndarray, hole: np.ndarray) -> np.ndarray:
+        """The method's uint8 fill of an array, whole."""
+        if isinstance(self.model, ArrayMethod):
+            return self.model(rgb8, hole)
+        return _to_uint8(self._network(rgb8, hole)[0])
+
     def _network(self, rgb8: np.ndarray, hole: np.ndarray, attention: bool = False):
-        """Fill of an array (padded to the size multiple, cropped back): float H x W x 3 in [0, 1]."""
+        """A network's fill of an array (padded to the size multiple, cropped back): float
+        H x W x 3 in [0, 1], and the attention map where asked."""
+        import torch
+
         height, width = hole.shape
         multiple, minimum = self.model.size_multiple, self.model.min_size
         image = torch.from_numpy(np.array(_pad_to_multiple(rgb8, multiple, minimum))).permute(2, 0, 1)[None]
@@ -230,11 +279,11 @@ class Inpainter:
         height, width = hole.shape
         scale = self.options.max_side / max(height, width)
         if scale >= 1:
-            return _to_uint8(self._network(rgb8, hole)[0])
+            return self._fill8(rgb8, hole)
         size = (max(round(width * scale), 1), max(round(height * scale), 1))
         small_rgb = cv2.resize(rgb8, size, interpolation=cv2.INTER_AREA)
         small_hole = cv2.resize(hole.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0
-        small_fill = _to_uint8(self._network(small_rgb, small_hole)[0])
+        small_fill = self._fill8(small_rgb, small_hole)
         rows, cols = np.flatnonzero(hole.any(axis=1)), np.flatnonzero(hole.any(axis=0))
         top, bottom = max(rows[0] - 1, 0), min(rows[-1] + 2, height)
         left, right = max(cols[0] - 1, 0), min(cols[-1] + 2, width)
@@ -276,7 +325,7 @@ class Inpainter:
             output, flow = self._network(rgb8, hole, attention=True)
             output8 = _to_uint8(output)
         elif strategy == "full" and not self.model.fixed_size:
-            output8 = _to_uint8(self._network(rgb8, hole)[0])
+            output8 = self._fill8(rgb8, hole)
         elif strategy == "resize" and not self.model.fixed_size:
             output8 = self._fill_resized(rgb8, hole)
         else:
