@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,6 +128,7 @@ class FillOptions:
     dilate: int = 0  # grow the hole by this many pixels (a disk) before filling
     feather: int = 0  # soften the composite over this many pixels inside the (grown) hole's edge
     seed: int = 0  # seeds torch's generator for each fill, for methods that draw (patchmatch)
+    window_batch: int = 16  # fixed-size models: windows per forward pass (results do not depend on it)
 
 
 def blended_label(label: str, blend: str) -> str:
@@ -179,17 +180,18 @@ class Inpainter:
         """The method's uint8 fill of an array, whole."""
         if isinstance(self.model, ArrayMethod):
             return self.model(rgb8, hole)
-        return _to_uint8(self._network(rgb8, hole)[0])
+        return _to_uint8(self._network(rgb8[None], hole[None])[0][0])
 
     def _network(self, rgb8: np.ndarray, hole: np.ndarray, attention: bool = False):
-        """A network's fill of an array (padded to the size multiple, cropped back): float
-        H x W x 3 in [0, 1], and the attention map where asked."""
+        """A network's fill of a batch of arrays of one size, N x H x W x 3 uint8 with N x H x W
+        holes (each padded to the size multiple, cropped back): float N x H x W x 3 in [0, 1], and
+        the attention maps where asked."""
         import torch
 
-        height, width = hole.shape
+        height, width = hole.shape[1:]
         multiple, minimum = self.model.size_multiple, self.model.min_size
-        image = torch.from_numpy(np.array(_pad_to_multiple(rgb8, multiple, minimum))).permute(2, 0, 1)[None]
-        mask = torch.from_numpy(np.array(_pad_to_multiple(hole, multiple, minimum)))[None, None]
+        image = torch.from_numpy(np.stack([_pad_to_multiple(one, multiple, minimum) for one in rgb8])).permute(0, 3, 1, 2)
+        mask = torch.from_numpy(np.stack([_pad_to_multiple(one, multiple, minimum) for one in hole]))[:, None]
         image = image.to(self.device).float().div_(255)
         mask = mask.to(self.device).float()
         use_autocast = self.device.type == "cuda" and any(True for _ in self.model.parameters())
@@ -206,22 +208,36 @@ class Inpainter:
                     output, flow = self.model.inpaint(image, mask), None
             except ValueError as error:  # an input the architecture cannot take (archs raise ValueError)
                 raise InpaintError(f"{self.label}: {error}") from None
-        output = output.float().clamp(0, 1)[0, :, :height, :width].permute(1, 2, 0).cpu().numpy()
+        output = output.float().clamp(0, 1)[:, :, :height, :width].permute(0, 2, 3, 1).cpu().numpy()
         if flow is not None:
-            flow = (flow.float().clamp(0, 1)[0, :, :height, :width].permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
+            flow = (flow.float().clamp(0, 1)[:, :, :height, :width].permute(0, 2, 3, 1).cpu().numpy() * 255).round().astype(np.uint8)
         return output, flow
 
-    def _fixed_window(self, rgb8: np.ndarray, hole: np.ndarray) -> np.ndarray:
-        """A fixed-input model on an arbitrary (square) window: scale to its size and back."""
+    def _fixed_windows(self, rgb8: np.ndarray, hole: np.ndarray, boxes: list[tuple[int, int, int, int]]) -> Iterator[np.ndarray]:
+        """A fixed-input model's uint8 fill of each box (top, left, bottom, right) of the image:
+        the box mirror-padded to a square and scaled to the model's size; the squares go through
+        the network in batches of `options.window_batch`, and each fill is scaled back and
+        cropped to its box as it is yielded, so only model-size windows are ever held together."""
         side = self.model.fixed_size
-        original = hole.shape
-        if original != (side, side):
-            rgb8 = cv2.resize(rgb8, (side, side), interpolation=cv2.INTER_AREA)
-            hole = cv2.resize(hole.astype(np.float32), (side, side), interpolation=cv2.INTER_AREA) > 0
-        output, _ = self._network(rgb8, hole)
-        if original != (side, side):
-            output = cv2.resize(output, (original[1], original[0]), interpolation=cv2.INTER_CUBIC)
-        return output
+        squares, holes = [], []
+        for top, left, bottom, right in boxes:
+            extent = max(bottom - top, right - left)
+            pad = ((0, extent - (bottom - top)), (0, extent - (right - left)))
+            square_rgb = np.pad(rgb8[top:bottom, left:right], (*pad, (0, 0)), mode="symmetric")
+            square_hole = np.pad(hole[top:bottom, left:right], pad, mode="symmetric")
+            if extent != side:
+                square_rgb = cv2.resize(square_rgb, (side, side), interpolation=cv2.INTER_AREA)
+                square_hole = cv2.resize(square_hole.astype(np.float32), (side, side), interpolation=cv2.INTER_AREA) > 0
+            squares.append(square_rgb)
+            holes.append(square_hole)
+        batch = self.options.window_batch
+        outputs = (output for start in range(0, len(boxes), batch)
+                   for output in self._network(np.stack(squares[start : start + batch]), np.stack(holes[start : start + batch]))[0])
+        for output, (top, left, bottom, right) in zip(outputs, boxes):
+            extent = max(bottom - top, right - left)
+            if extent != side:
+                output = cv2.resize(output, (extent, extent), interpolation=cv2.INTER_CUBIC)
+            yield _to_uint8(output[: bottom - top, : right - left])
 
     # strategies -----------------------------------------------------------------------------
 
@@ -258,17 +274,15 @@ class Inpainter:
 
     def _fill_crop(self, rgb8: np.ndarray, hole: np.ndarray) -> np.ndarray:
         output = rgb8.copy()
-        for top, left, bottom, right, region in self._windows(hole):
-            window_rgb, window_hole = rgb8[top:bottom, left:right], hole[top:bottom, left:right]
-            if self.model.fixed_size:
-                pad_h = max(bottom - top, right - left) - (bottom - top)
-                pad_w = max(bottom - top, right - left) - (right - left)
-                square_rgb = np.pad(window_rgb, ((0, pad_h), (0, pad_w), (0, 0)), mode="symmetric")
-                square_hole = np.pad(window_hole, ((0, pad_h), (0, pad_w)), mode="symmetric")
-                fill = _to_uint8(self._fixed_window(square_rgb, square_hole)[: bottom - top, : right - left])
-            else:  # a window larger than max_side is filled at that scale, its hole upsampled
-                fill = self._fill_resized(window_rgb, window_hole)
-            paste = region[top:bottom, left:right] | ~window_hole  # known pixels too: blending needs them
+        windows = self._windows(hole)
+        boxes = [window[:4] for window in windows]
+        if self.model.fixed_size:
+            fills = self._fixed_windows(rgb8, hole, boxes)
+        else:  # a window larger than max_side is filled at that scale, its hole upsampled
+            fills = (self._fill_resized(rgb8[top:bottom, left:right], hole[top:bottom, left:right])
+                     for top, left, bottom, right in boxes)
+        for fill, (top, left, bottom, right, region) in zip(fills, windows):
+            paste = region[top:bottom, left:right] | ~hole[top:bottom, left:right]  # known pixels too: blending needs them
             np.copyto(output[top:bottom, left:right], fill, where=paste[..., None])
         return output
 
@@ -322,8 +336,8 @@ class Inpainter:
                 raise InpaintError(f"{self.label} has no attention map (DeepFill v1 and v2 do)")
             if strategy != "full" or self.model.fixed_size:
                 raise InpaintError("--attention-map needs --strategy full")
-            output, flow = self._network(rgb8, hole, attention=True)
-            output8 = _to_uint8(output)
+            output, flow = self._network(rgb8[None], hole[None], attention=True)
+            output8, flow = _to_uint8(output[0]), flow[0]
         elif strategy == "full" and not self.model.fixed_size:
             output8 = self._fill8(rgb8, hole)
         elif strategy == "resize" and not self.model.fixed_size:
