@@ -115,7 +115,7 @@ def fill(
         elif not plan.batch:
             stderr.print(f"wrote {written.job.target} ({written.method}, {written.hole_pixels} hole pixels)", markup=False)
 
-    with _progress("filling", show=plan.batch) as progress:
+    with _progress("filling", show=plan.batch and not as_json) as progress:
         failures = fill_planned(plan, inpainter, warn=warn, done=report, progress=progress,
                                 failed=lambda line: stderr.print(f"error: {line}", markup=False))
     if plan.batch:
@@ -126,16 +126,27 @@ def fill(
 
 
 @contextlib.contextmanager
-def _progress(label: str, show: bool = True):
-    """A transient progress bar on stderr (where `show`); yields a library's `progress(done, total)`."""
-    if not show:
+def _progress(label: str, show: bool = True, unit: str = "images"):
+    """A transient progress bar on stderr: count, rate and time left. Shown where `show` and
+    stderr is a terminal (never in a pipe or a log); yields a library's `progress(done, total)`."""
+    if not (show and stderr.is_terminal):
         yield lambda done, total: None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+    import time
 
-    with Progress(f"[bold]{label}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=stderr, transient=True) as progress:
-        task = progress.add_task(label, total=None)
-        yield lambda done, total: progress.update(task, completed=done, total=total)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (f"[bold]{label}", BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"), TimeRemainingColumn())
+    with Progress(*columns, console=stderr, transient=True) as progress:
+        task = progress.add_task(label, total=None, rate="")
+        started = time.monotonic()
+
+        def update(done: int, total: int) -> None:
+            elapsed = time.monotonic() - started
+            rate = f"{done / elapsed:.2f} {unit}/s" if done and elapsed > 0 else ""
+            progress.update(task, completed=done, total=total, rate=rate)
+
+        yield update
 
 
 @app.command("eval")
@@ -171,7 +182,7 @@ def eval_command(
     if csv_path is not None and csv_path.exists():
         raise InpaintError(f"{csv_path} exists; remove it or pick another --csv path")
     data_dir = data or data_folder("eval")
-    with _progress("evaluating") as progress:
+    with _progress("evaluating", show=not as_json, unit="fills") as progress:
         result, count = evaluate_methods(arch, weights, data_dir, mask_sets or ["box", "irregular"], metric or ["psnr", "ssim"],
                                          seed=seed, limit=limit, size=size, blend=blend, device=device, save_dir=save_dir,
                                          progress=progress)
