@@ -8,6 +8,12 @@ fill's gradients, and it meets the known pixels at the hole's boundary. Writing 
 delta, delta is the membrane (harmonic) interpolant of (known - fill) across the boundary, solved by
 conjugate gradients and started from the fast-marching fill. At the image border the hole has no
 neighbour outside the image (a Neumann boundary), so border holes need no special case.
+
+Cost: the solve works on the hole's bounding box (one pixel wider), and each conjugate-gradient
+step only on the hole's pixels (gathering their neighbours), in float32; fast marching sees the box
+and a small frame, not the image. A relative tolerance of 1e-3 stops the steps once further ones
+no longer move a pixel by a grey level: against a 1e-6 tolerance in float64, 734 of 16.4 million
+channel values of the example fills (six methods, four photos) moved, each by one level.
 """
 
 from __future__ import annotations

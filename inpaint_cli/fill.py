@@ -164,6 +164,8 @@ class Inpainter:
         for name in ("dilate", "feather"):
             if getattr(options, name) < 0:
                 raise InpaintError(f"--{name} must be 0 or more pixels, got {getattr(options, name)}")
+        if options.window_batch < 1:
+            raise InpaintError(f"window_batch must be 1 or more, got {options.window_batch}")
         self.model = loaded.model
         if isinstance(self.model, ArrayMethod):
             self.device = None  # arrays on the CPU, no torch
