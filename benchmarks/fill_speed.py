@@ -1,14 +1,30 @@
-"""Time `fill` for each architecture (default config; weights do not change the cost) at a given
-size, and its peak memory, each in its own process. Prints a Markdown table for the README.
+"""How close `inpaint fill` runs to the compute floor, and what big photos cost. Prints Markdown
+tables for the README.
 
-    python benchmarks/fill_speed.py --size 512 --repeats 3 [--device cpu] [--arch glcic ...]
-    python benchmarks/fill_speed.py --size 2048 --repeats 1 --no-warmup --arch deepfill-v1:paper
-    python benchmarks/fill_speed.py --size 512 --arch patchmatch --image photo.png
+    python benchmarks/fill_speed.py                       # every bundled model and paper config, 512 x 512
+    python benchmarks/fill_speed.py --model glcic --model deepfill-v1:paper --repeats 3
+    python benchmarks/fill_speed.py --big                 # + a 12-megapixel JPEG and DeepFill at 2048 x 2048
 
-The image is random noise unless `--image` names a photo (resized and centre-cropped to the size):
-the networks' cost does not depend on it, an exemplar method's (patchmatch) a little.
+Latency table, one row per model, each measured in its own process on a photo (the example
+astronaut, resized) with a ~20 % irregular hole (a centred box of a quarter of the image for the
+paper's Context Encoder, which fills only that):
+- fill: the whole `Inpainter.fill` (windows, padding, network, composite, Poisson blend where the
+  model's post-processing is poisson);
+- network: the bare forward passes of the exact inputs that fill sent the network (recorded);
+- GFLOP: those forwards' floating-point operations, from torch's FlopCounterMode;
+- floor: GFLOP at the rate a 3 x 3 convolution (64 -> 64 channels, 256 x 256) reaches in the same
+  process just before, the best these cores do on the networks' main operation;
+- fill / network and network / floor: the ratios; absolute times on a shared machine drift,
+  ratios measured in one process hold. Each repeat measures the rate, the fill, the network and
+  the Poisson solve in turn; each is the best of the repeats.
+The Poisson solve gets its own line: `blend.poisson_blend` on the bundled GLCIC's fill.
 
-Peak RSS is the whole process's high-water mark (Python, torch and the model included).
+Big photos (`--big`): a 4000 x 3000 JPEG with four holes covering 5 % filled by the default model
+under the default strategy, and a 2048 x 2048 photo filled by DeepFill v1: wall time, CPU time
+(all threads) and peak RSS of the whole process (Python, torch and the model included).
+
+`bundled` rows load the released weights; `paper` rows build the paper config with random weights
+(the cost does not depend on the weights).
 """
 
 from __future__ import annotations
@@ -19,48 +35,162 @@ import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "astronaut.png"
+CONV_SHAPE = (1, 64, 256, 256)  # the rate probe: a 3 x 3 convolution, 64 -> 64 channels
 
 
-def measure(arch: str, config: str | None, size: int, repeats: int, device: str, warmup: bool, image_path: str | None) -> dict:
-    """Runs in a child process: build the model, fill a size x size image with a ~20 % hole."""
+def _photo(width: int, height: int):
+    """The example photo resized (cubic) to width x height, with a little noise so that a JPEG of
+    it is as costly to decode as a camera's."""
+    import cv2
     import numpy as np
+
+    from inpaint_cli.io import read_image
+
+    photo = cv2.resize(read_image(EXAMPLE).rgb8, (width, height), interpolation=cv2.INTER_CUBIC)
+    noise = np.random.default_rng(0).normal(0, 2, photo.shape)
+    return np.clip(photo + noise, 0, 255).astype(np.uint8)
+
+
+def _load(model: str, device: str):
+    """`bundled:ARCH` (the release) or `ARCH:CONFIG` (random weights) as a LoadedModel."""
     import torch
 
-    from inpaint_cli.fill import FillOptions, Inpainter, LoadedModel
-    from inpaint_cli.masks import draw_mask
+    from inpaint_cli.fill import LoadedModel, resolve_model
     from inpaint_cli.registry import get_arch
 
-    spec = get_arch(arch)
+    kind, _, name = model.partition(":")
+    if kind == "bundled":
+        return resolve_model(name, None, device)
+    spec = get_arch(kind)
     torch.manual_seed(0)
-    model = spec.build_generator(spec.config(config)).eval()
-    loaded = LoadedModel(model, spec, config, arch, {})
-    inpainter = Inpainter(loaded, device, FillOptions(strategy="full" if not model.fixed_size else "auto", max_side=max(size, 1024)))
-    rng = np.random.default_rng(0)
-    image = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
-    if image_path:  # the photo's central square, resized
-        import cv2
+    return LoadedModel(spec.build_generator(spec.config(name)).eval(), spec, name, f"{kind}:{name}", {})
 
-        from inpaint_cli.io import read_image
 
-        photo = read_image(image_path).rgb8
-        side = min(photo.shape[:2])
-        top, left = (photo.shape[0] - side) // 2, (photo.shape[1] - side) // 2
-        image = cv2.resize(photo[top : top + side, left : left + side], (size, size), interpolation=cv2.INTER_AREA)
-    hole = draw_mask("irregular:15-25", rng, size, size)
-    if warmup:
+def _conv_gflops_per_second(repeats: int = 5) -> float:
+    import torch
+
+    convolution = torch.nn.Conv2d(CONV_SHAPE[1], CONV_SHAPE[1], 3, padding=1).eval()
+    image = torch.rand(CONV_SHAPE)
+    flops = 2 * 9 * CONV_SHAPE[1] ** 2 * CONV_SHAPE[2] * CONV_SHAPE[3]
+    with torch.inference_mode():
+        convolution(image)
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            convolution(image)
+            times.append(time.perf_counter() - started)
+    return flops / min(times) / 1e9
+
+
+def measure_latency(model: str, size: int, repeats: int, device: str) -> dict:
+    """Runs in a child process."""
+    import numpy as np
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from inpaint_cli.blend import poisson_blend
+    from inpaint_cli.errors import InpaintError
+    from inpaint_cli.fill import Inpainter
+    from inpaint_cli.masks import draw_mask
+
+    loaded = _load(model, device)
+    inpainter = Inpainter(loaded, device)
+    image = _photo(size, size)
+    hole = draw_mask("irregular:15-25", np.random.default_rng(0), size, size)
+    network = inpainter.model
+    recorded = []
+    forward = network.inpaint
+
+    def recording(batch, mask):
+        recorded.append((batch.clone(), mask.clone()))
+        return forward(batch, mask)
+
+    network.inpaint = recording
+    try:
+        inpainter.fill(image, hole)  # warm-up, and the inputs the network sees
+    except InpaintError:  # a model for centred holes only (the paper's Context Encoder): its hole
+        recorded.clear()
+        hole = np.zeros((size, size), bool)
+        hole[size // 4 : 3 * size // 4, size // 4 : 3 * size // 4] = True
         inpainter.fill(image, hole)
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    times = []
+    network.inpaint = forward
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        for batch, mask in recorded:
+            network.inpaint(batch, mask)
+    # interleaved, so that a change in the machine's load touches every measure alike
+    rates, fills, forwards, poisson = [], [], [], []
     for _ in range(repeats):
+        rates.append(_conv_gflops_per_second())
         started = time.perf_counter()
-        inpainter.fill(image, hole)
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - started)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"arch": arch, "config": config or spec.default_config, "seconds": sorted(times)[len(times) // 2],
-            "peak_rss_mb": peak_mb, "hole": float(hole.mean()), "threads": torch.get_num_threads()}
+        filled = inpainter.fill(image, hole)[0]
+        fills.append(time.perf_counter() - started)
+        with torch.inference_mode():
+            started = time.perf_counter()
+            for batch, mask in recorded:
+                network.inpaint(batch, mask)
+            forwards.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        poisson_blend(image, filled, hole)
+        poisson.append(time.perf_counter() - started)
+    gflop, rate = counter.get_total_flops() / 1e9, max(rates)
+    return {"model": model, "label": inpainter.label, "fill": min(fills), "network": min(forwards),
+            "gflop": gflop, "conv_rate": rate, "floor": gflop / rate, "poisson": min(poisson),
+            "batches": [tuple(batch.shape) for batch, _ in recorded], "hole": float(hole.mean()),
+            "threads": torch.get_num_threads()}
+
+
+def measure_big(which: str, device: str) -> dict:
+    """Runs in a child process: the 12-megapixel JPEG with the default model, or DeepFill v1 at
+    2048 x 2048, each filled once from the file (decode included)."""
+    import tempfile
+
+    import cv2
+    import numpy as np
+
+    from inpaint_cli.fill import Inpainter, resolve_model
+    from inpaint_cli.io import read_image
+
+    width, height = (4000, 3000) if which == "photo" else (2048, 2048)
+    hole = np.zeros((height, width), np.uint8)
+    for x, y, a, b, angle in ((0.18, 0.2, 0.065, 0.057, 20), (0.78, 0.27, 0.045, 0.1, -30),
+                              (0.3, 0.77, 0.08, 0.05, 60), (0.72, 0.73, 0.057, 0.077, 0)):
+        cv2.ellipse(hole, (int(x * width), int(y * height)), (int(a * width), int(b * height)), angle, 0, 360, 255, -1)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "photo.jpg"
+        cv2.imwrite(str(path), _photo(width, height)[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 92])
+        loaded = resolve_model(None if which == "photo" else "deepfill-v1", None, device)
+        inpainter = Inpainter(loaded, device)
+        started, cpu = time.perf_counter(), time.process_time()
+        image = read_image(path)
+        inpainter.fill(image.rgb8, hole > 0)
+        seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu
+    return {"which": which, "label": inpainter.label, "size": f"{width} x {height}", "hole": float((hole > 0).mean()),
+            "strategy": inpainter.strategy_for(hole > 0), "seconds": seconds, "cpu_seconds": cpu_seconds,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def _child(arguments: list[str]) -> dict | str:
+    result = subprocess.run([sys.executable, __file__, *arguments], capture_output=True, text=True)
+    if result.returncode != 0:
+        return (result.stderr.strip().splitlines() or ["no output"])[-1]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def default_models() -> list[str]:
+    """Every bundled model, then every learned architecture's paper config (`paper`, LaMa's
+    `fourier`: its first)."""
+    from inpaint_cli.registry import get_arch, list_archs
+    from inpaint_cli.weights import read_manifest
+
+    bundled = [f"bundled:{arch}" for arch in read_manifest().get("models", {})]
+    papers = []
+    for arch in list_archs(learned=True):
+        configs = get_arch(arch).configs
+        papers.append(f"{arch}:{'paper' if 'paper' in configs else next(iter(configs))}")
+    return bundled + papers
 
 
 def main() -> None:
@@ -68,30 +198,49 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--arch", action="append", help="arch or arch:config (repeatable; default: all)")
-    parser.add_argument("--no-warmup", dest="warmup", action="store_false", help="skip the untimed first fill")
-    parser.add_argument("--image", help="a photo to fill (default: random noise)")
+    parser.add_argument("--model", action="append", help="bundled:ARCH or ARCH:CONFIG (repeatable; default: all)")
+    parser.add_argument("--big", action="store_true", help="also the 12-megapixel photo and DeepFill at 2048 x 2048")
+    parser.add_argument("--no-latency", dest="latency", action="store_false", help="skip the latency table")
+    parser.add_argument("--threads", type=int, help="torch threads in the latency table (default: torch's own); on a"
+                        " machine others load, 1 keeps each operation from waiting for a descheduled thread")
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--child-big", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        arch, _, config = args.child.partition(":")
-        print(json.dumps(measure(arch, config or None, args.size, args.repeats, args.device, args.warmup, args.image)))
-        return
-    from inpaint_cli.registry import list_archs
+        if args.threads:
+            import torch
 
-    targets = args.arch or list_archs()
-    print(f"fill of a {args.size}x{args.size} image, ~20 % irregular hole, device {args.device}, median of {args.repeats}\n")
-    print("| arch | config | seconds | peak RSS (MB) |\n|---|---|---|---|")
-    for target in targets:
-        command = [sys.executable, __file__, "--child", target, "--size", str(args.size),
-                   "--repeats", str(args.repeats), "--device", args.device] + ([] if args.warmup else ["--no-warmup"])
-        command += ["--image", args.image] if args.image else []
-        result = subprocess.run(command, capture_output=True, text=True)
-        if result.returncode != 0:
-            print(f"| {target} | failed: {result.stderr.strip().splitlines()[-1]} | | |")
-            continue
-        row = json.loads(result.stdout.strip().splitlines()[-1])
-        print(f"| {row['arch']} | {row['config']} | {row['seconds']:.3f} | {row['peak_rss_mb']:.0f} |", flush=True)
+            torch.set_num_threads(args.threads)
+        print(json.dumps(measure_latency(args.child, args.size, args.repeats, args.device)))
+        return
+    if args.child_big:
+        print(json.dumps(measure_big(args.child_big, args.device)))
+        return
+    if args.latency:
+        threads = f", {args.threads} thread(s)" if args.threads else ""
+        print(f"{args.size} x {args.size} photo, ~20 % irregular hole, device {args.device}{threads}, best of {args.repeats}\n")
+        print("| model | fill (s) | network (s) | GFLOP | floor (s) | fill / network | network / floor | Poisson (s) |")
+        print("|---|---|---|---|---|---|---|---|")
+        for model in args.model or default_models():
+            threads = ["--threads", str(args.threads)] if args.threads else []
+            row = _child(["--child", model, "--size", str(args.size), "--repeats", str(args.repeats), "--device", args.device, *threads])
+            if isinstance(row, str):
+                print(f"| {model} | failed: {row} | | | | | | |", flush=True)
+                continue
+            poisson = f"{row['poisson']:.3f}" if row["label"].endswith("+ poisson") else "-"
+            print(f"| {row['label'] if model.startswith('bundled') else model} | {row['fill']:.3f} | {row['network']:.3f}"
+                  f" | {row['gflop']:.1f} | {row['floor']:.3f} | {row['fill'] / row['network']:.2f}"
+                  f" | {row['network'] / row['floor']:.2f} | {poisson} |", flush=True)
+            print(f"<!-- {json.dumps(row)} -->", file=sys.stderr, flush=True)
+    if args.big:
+        print("\n| photo | model | strategy | hole | wall (s) | CPU (s) | peak RSS (MB) |\n|---|---|---|---|---|---|---|")
+        for which in ("photo", "deepfill"):
+            row = _child(["--child-big", which, "--device", args.device])
+            if isinstance(row, str):
+                print(f"| {which} | failed: {row} | | | | | |", flush=True)
+                continue
+            print(f"| {row['size']} JPEG | {row['label']} | {row['strategy']} | {row['hole']:.1%} | {row['seconds']:.1f}"
+                  f" | {row['cpu_seconds']:.1f} | {row['peak_rss_mb']:.0f} |", flush=True)
 
 
 if __name__ == "__main__":

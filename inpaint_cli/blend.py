@@ -8,6 +8,12 @@ fill's gradients, and it meets the known pixels at the hole's boundary. Writing 
 delta, delta is the membrane (harmonic) interpolant of (known - fill) across the boundary, solved by
 conjugate gradients and started from the fast-marching fill. At the image border the hole has no
 neighbour outside the image (a Neumann boundary), so border holes need no special case.
+
+Cost: the solve works on the hole's bounding box (one pixel wider), and each conjugate-gradient
+step only on the hole's pixels (gathering their neighbours), in float32; fast marching sees the box
+and a small frame, not the image. The relative tolerance, 1e-5, is the loosest that kept every pixel
+within one grey level of the former solve (float64, 1e-6) on the example fills and on Poisson
+blends of GLCIC and Context Encoder fills of evaluation images (1e-4 moved some by 3, 1e-3 by 4).
 """
 
 from __future__ import annotations
@@ -15,9 +21,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-RELATIVE_TOLERANCE = 1e-6  # stop when the residual norm falls below this fraction of the start's
+RELATIVE_TOLERANCE = 1e-5  # stop when the residual norm falls below this fraction of the start's
 ITERATIONS_PER_LEVEL = 60  # conjugate-gradient steps on a level that started from a coarser one
 COARSEST = 32  # solved to the tolerance (no coarser level) at this side and below
+TELEA_FRAME = 4  # pixels of known image around the hole's box that the fast-marching start sees
 
 
 def _neighbour_sum(values: np.ndarray) -> np.ndarray:
@@ -40,7 +47,7 @@ def _harmonic(inside: np.ndarray, values: np.ndarray, initial: np.ndarray) -> np
         even = np.pad(inside, ((0, height % 2), (0, width % 2)), mode="edge")
         even_values = np.pad(values, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
         blocks = even.reshape(even.shape[0] // 2, 2, even.shape[1] // 2, 2)
-        outside = (~blocks).astype(np.float64)[..., None]
+        outside = (~blocks).astype(np.float32)[..., None]
         block_values = even_values.reshape(*blocks.shape, -1)
         coarse_values = (block_values * outside).sum(axis=(1, 3)) / np.maximum(outside.sum(axis=(1, 3)), 1)
         coarse_initial = cv2.resize(initial, (blocks.shape[2], blocks.shape[0]), interpolation=cv2.INTER_AREA)
@@ -50,29 +57,55 @@ def _harmonic(inside: np.ndarray, values: np.ndarray, initial: np.ndarray) -> np
         iterations = ITERATIONS_PER_LEVEL
     else:
         iterations = 4 * height * width
-    mask = inside[..., None].astype(np.float64)
-    neighbours = _neighbour_sum(np.ones((height, width, 1), np.float64))
-    rhs = mask * _neighbour_sum((1 - mask) * values)
+    return _conjugate_gradients(inside, values, initial, iterations)
+
+
+def _conjugate_gradients(inside: np.ndarray, values: np.ndarray, initial: np.ndarray, iterations: int) -> np.ndarray:
+    """The membrane equations of one level (count of in-array neighbours x pixel - sum of the
+    neighbours inside = sum of the neighbours outside), solved by conjugate gradients for each
+    channel from `initial`, on the hole's pixels alone: each step gathers their 4 neighbours, so
+    it costs the hole's size, not its bounding box's."""
+    height, width = inside.shape
+    rows, cols = np.nonzero(inside)
+    count = len(rows)
+    # the unknowns' numbers on a grid with a one-pixel frame; the frame and known pixels name a
+    # zero slot at `count`
+    numbers = np.full((height + 2, width + 2), count, np.intp)
+    numbers[rows + 1, cols + 1] = np.arange(count)
+    up, down, left, right = (numbers[rows + 1 + dy, cols + 1 + dx] for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)))
+    in_array = _neighbour_sum(np.ones((height, width, 1), np.float32))[rows, cols, 0]
+    # channels first: each channel's unknowns are contiguous
+    rhs = np.ascontiguousarray(_neighbour_sum(np.where(inside[..., None], np.float32(0), values))[rows, cols].T)
+    padded = np.zeros((values.shape[2], count + 1), np.float32)  # the last column: the zero slot
 
     def apply(unknown: np.ndarray) -> np.ndarray:
-        return mask * (neighbours * unknown - _neighbour_sum(unknown * mask))
+        padded[:, :count] = unknown
+        neighbours = padded.take(up, axis=1)
+        for side in (down, left, right):
+            neighbours += padded.take(side, axis=1)
+        return in_array * unknown - neighbours
 
-    solution = mask * initial
+    def dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.einsum("ij,ij->i", a, b)[:, None]
+
+    solution = np.ascontiguousarray(initial[rows, cols].T, dtype=np.float32)
     residual = rhs - apply(solution)
     direction = residual.copy()
-    energy = (residual**2).sum(axis=(0, 1))
+    energy = dot(residual, residual)
     target = RELATIVE_TOLERANCE**2 * np.maximum(energy, 1e-12)
     for _ in range(iterations):
         if (energy <= target).all():
             break
         product = apply(direction)
-        step = energy / np.maximum((direction * product).sum(axis=(0, 1)), 1e-30)
+        step = energy / np.maximum(dot(direction, product), 1e-30)
         solution += step * direction
         residual -= step * product
-        new_energy = (residual**2).sum(axis=(0, 1))
+        new_energy = dot(residual, residual)
         direction = residual + (new_energy / np.maximum(energy, 1e-30)) * direction
         energy = new_energy
-    return np.where(inside[..., None], solution, values)
+    result = values.copy()
+    result[rows, cols] = solution.T
+    return result
 
 
 def poisson_blend(original: np.ndarray, filled: np.ndarray, hole: np.ndarray) -> np.ndarray:
@@ -89,14 +122,20 @@ def poisson_blend(original: np.ndarray, filled: np.ndarray, hole: np.ndarray) ->
     top, bottom = max(rows.min() - 1, 0), min(rows.max() + 2, hole.shape[0])
     left, right = max(cols.min() - 1, 0), min(cols.max() + 2, hole.shape[1])
     inside = hole[top:bottom, left:right]
-    known = original[top:bottom, left:right].astype(np.float64)
-    fill = filled[top:bottom, left:right].astype(np.float64)
-    shown = np.where(hole[..., None], np.uint8(0), original)  # nothing hidden reaches the result
-    telea = cv2.inpaint(
-        np.ascontiguousarray(shown[..., ::-1]), hole.astype(np.uint8) * 255, 1, cv2.INPAINT_TELEA
-    )[..., ::-1][top:bottom, left:right].astype(np.float64)
-    delta = _harmonic(inside, known - fill, telea - fill)
-    blended = np.clip(np.rint(fill + delta), 0, 255).astype(np.uint8)
+    fill = filled[top:bottom, left:right].astype(np.float32)
+    # fast marching on the crop and a frame of TELEA_FRAME pixels: it reads no farther
+    frame_top, frame_bottom = max(top - TELEA_FRAME, 0), min(bottom + TELEA_FRAME, hole.shape[0])
+    frame_left, frame_right = max(left - TELEA_FRAME, 0), min(right + TELEA_FRAME, hole.shape[1])
+    framed_hole = hole[frame_top:frame_bottom, frame_left:frame_right]
+    shown = np.where(framed_hole[..., None], np.uint8(0), original[frame_top:frame_bottom, frame_left:frame_right])
+    telea = cv2.inpaint(np.ascontiguousarray(shown[..., ::-1]), framed_hole.astype(np.uint8) * 255, 1, cv2.INPAINT_TELEA)
+    crop = np.s_[top - frame_top : bottom - frame_top, left - frame_left : right - frame_left]
+    initial = telea[..., ::-1][crop].astype(np.float32) - fill
+    del shown, telea
+    delta = _harmonic(inside, original[top:bottom, left:right].astype(np.float32) - fill, initial)
+    del initial
+    delta += fill
+    blended = np.clip(np.rint(delta), 0, 255).astype(np.uint8)
     region = result[top:bottom, left:right]
     region[inside] = blended[inside]
     return result

@@ -1,19 +1,28 @@
 """What `inpaint models` lists: every registered architecture and config with its parameter
-counts, the bundled weights with their model-card lines, and the installed weights."""
+counts, the bundled weights with their model-card lines, and the installed weights.
+
+Counting parameters builds every network (on the meta device) and so imports torch and every
+architecture, seconds of start-up; the architecture rows are therefore cached in
+$INPAINT_HOME/cache, keyed by the package's version and a hash of its source files, so a second
+`inpaint models` reads them back without torch and any change to the code recounts.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 from rich.padding import Padding
 from rich.table import Table
 
-from inpaint_cli.archs.base import ArchSpec, count_parameters
-from inpaint_cli.checkpoint import read_metadata
-from inpaint_cli.registry import critics_for, get_arch, list_archs
-from inpaint_cli.weights import default_model, installed_dir, installed_files, read_manifest, weights_dir
+from inpaint_cli import __version__
+from inpaint_cli.weights import (default_model, inpaint_home, installed_dir, installed_files, read_manifest, read_metadata,
+                                 weights_dir)
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+CACHE_PREFIX = "architectures-"
 
 
 @dataclass(frozen=True)
@@ -31,26 +40,70 @@ class Catalog:
                 "default": self.default}
 
 
-def _critic_parameters(spec: ArchSpec, config) -> int:
-    """Parameters of the critics training builds for `config` (0 for none); built on the meta device."""
-    with torch.device("meta"):
-        return count_parameters(critics_for(spec, config))
+def count_architectures() -> list[dict]:
+    """One row per (architecture, config) in registry order, the learned configs named and the
+    default one marked, with the parameters of the generator and of the critics training builds
+    (built on the meta device: no memory, no initialisation)."""
+    import torch
 
+    from inpaint_cli.archs.base import count_parameters
+    from inpaint_cli.registry import critics_for, get_arch, list_archs
 
-def catalog() -> Catalog:
-    """The architectures in registry order (learned configs named, the default one marked), the
-    bundled releases as the manifest lists them and the installed releases."""
     rows = []
     for name in list_archs():
         spec = get_arch(name)
         for config_name, config in spec.configs.items():
             with torch.device("meta"):
-                generator = spec.build_generator(config)
+                generator, critics = spec.build_generator(config), critics_for(spec, config)
             rows.append({"arch": name, "config": config_name if spec.learned else "-",
                          "default": config_name == spec.default_config and spec.learned,
                          "generator_params": count_parameters(generator),
-                         "discriminator_params": _critic_parameters(spec, config),
+                         "discriminator_params": count_parameters(critics),
                          "input": spec.input_note, "paper": spec.title})
+    return rows
+
+
+def _sources_digest() -> str:
+    """sha256 of every source file of the package, with its path: any edit changes it."""
+    digest = hashlib.sha256()
+    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        digest.update(path.relative_to(PACKAGE_DIR).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def cache_path() -> Path:
+    """Where this version of the code keeps its architecture rows."""
+    return inpaint_home() / "cache" / f"{CACHE_PREFIX}{__version__}-{_sources_digest()}.json"
+
+
+def architecture_rows() -> list[dict]:
+    """`count_architectures()`, read from the cache when this version of the code already counted
+    them (other versions' caches are removed); a missing, unreadable or unwritable cache only costs
+    the count."""
+    path = cache_path()
+    folder = path.parent
+    try:
+        rows = json.loads(path.read_text())
+        if isinstance(rows, list) and all(isinstance(row, dict) for row in rows):
+            return rows
+    except (OSError, ValueError):
+        pass
+    rows = count_architectures()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob(f"{CACHE_PREFIX}*.json"):
+            stale.unlink(missing_ok=True)
+        temporary = path.with_name(f".{path.name}.tmp")
+        temporary.write_text(json.dumps(rows))
+        temporary.replace(path)
+    except OSError:
+        pass
+    return rows
+
+
+def catalog() -> Catalog:
+    """The architectures in registry order (learned configs named, the default one marked), the
+    bundled releases as the manifest lists them and the installed releases."""
     manifest = read_manifest()
     directory = weights_dir()
     default = Path(default_model()).name
@@ -61,7 +114,7 @@ def catalog() -> Catalog:
                         "data": metadata.get("data", ""), "summary": manifest.get("summaries", {}).get(arch, ""),
                         "default": default == file})
     installed = [_installed_row(file, default) for file in installed_files()]
-    return Catalog(rows, bundled, default, directory, installed, installed_dir())
+    return Catalog(architecture_rows(), bundled, default, directory, installed, installed_dir())
 
 
 def _installed_row(file: Path, default: str) -> dict:

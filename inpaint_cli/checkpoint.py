@@ -25,8 +25,8 @@ from inpaint_cli import __version__
 from inpaint_cli.archs.base import ArchSpec, InpaintModel
 from inpaint_cli.errors import InpaintError
 from inpaint_cli.registry import get_arch
+from inpaint_cli.weights import FORMAT, read_metadata  # read without torch: `inpaint models`
 
-FORMAT = "inpaint-cli/1"
 HF_PREFIX = "hf://"
 #: largest error float16 may introduce, relative to the tensor's largest magnitude, before the
 #: tensor is kept in float32 (a tensor that lives near float16's underflow, such as tiny batch-norm
@@ -104,25 +104,6 @@ def export_release(
     for key, value in info.items():
         metadata[key] = value if isinstance(value, str) else json.dumps(value)
     atomic_save_safetensors(tensors, path, metadata)
-
-
-def read_metadata(path: Path) -> dict[str, str]:
-    """The safetensors metadata of `path`, checked to be an inpaint-cli release file."""
-    if not path.exists():
-        raise InpaintError(f"weights file not found: {path}")
-    if path.is_dir():
-        raise InpaintError(f"weights path is a folder, not a file: {path}")
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as error:
-        raise InpaintError(f"{path}: not a readable safetensors file ({error})") from None
-    if metadata.get("format") != FORMAT:
-        raise InpaintError(f"{path}: not an inpaint-cli weights file (no format {FORMAT!r} in its metadata)")
-    for key in ("arch", "config", "config_json"):
-        if key not in metadata:
-            raise InpaintError(f"{path}: metadata lacks {key!r}")
-    return metadata
 
 
 def resolve_weights(location: str | Path) -> Path:

@@ -95,7 +95,7 @@ def fill(
         elif not plan.batch:
             stderr.print(f"wrote {written.job.target} ({written.method}, {written.hole_pixels} hole pixels)", markup=False)
 
-    with progress_bar(stderr, "filling", show=plan.batch) as progress:
+    with progress_bar(stderr, "filling", show=plan.batch and not as_json) as progress:
         failures = fill_planned(plan, inpainter, warn=warn, done=report, progress=progress,
                                 failed=lambda line: stderr.print(f"error: {line}", markup=False))
     if plan.batch:
@@ -138,7 +138,7 @@ def eval_command(
     if csv_path is not None and csv_path.exists():
         raise InpaintError(f"{csv_path} exists; remove it or pick another --csv path")
     data_dir = data or data_folder("eval")
-    with progress_bar(stderr, "evaluating") as progress:
+    with progress_bar(stderr, "evaluating", show=not as_json, unit="fills") as progress:
         result, count = evaluate_methods(arch, weights, data_dir, mask_sets or ["box", "irregular"], metric or ["psnr", "ssim"],
                                          seed=seed, limit=limit, size=size, blend=blend, device=device, save_dir=save_dir,
                                          progress=progress, dilate=dilate, feather=feather)

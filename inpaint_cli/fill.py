@@ -5,40 +5,61 @@ pixels inside the hole's edge) so known pixels come back bit for bit.
 
 Memory stays bounded: above `max_side` only windows around the holes reach the network, a window
 larger than `max_side` is filled at that scale with only its hole upsampled, and fills are kept
-as uint8, never as a float copy of the whole image.
+as uint8, never as a float copy of the whole image. A fixed-size model's windows reach it as
+batches.
+
+Torch is imported only for a network: the classical methods (`ArchSpec.fill_array`) fill arrays
+directly, so `inpaint fill --arch telea` starts without it.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
-import torch
 
-from inpaint_cli.archs.base import ArchSpec, InpaintModel
 from inpaint_cli.blend import composite, poisson_blend
-from inpaint_cli.checkpoint import load_release
-from inpaint_cli.devices import pick_device
 from inpaint_cli.errors import InpaintError
 from inpaint_cli.io import FillJob, LoadedImage, check_output_file, make_folder, merge_fill, read_image, write_image
 from inpaint_cli.masks import FillPlan, grow_hole
 from inpaint_cli.options import BLENDS, STRATEGIES
-from inpaint_cli.registry import get_arch
+from inpaint_cli.registry import ArchSpec, ArrayFill, get_arch
 from inpaint_cli.weights import default_model, weights_for
+
+if TYPE_CHECKING:
+    import torch
+
+    from inpaint_cli.archs.base import InpaintModel
 
 
 # ------------------------------------------------------------------------------------- the model
 
 
+@dataclass(frozen=True)
+class ArrayMethod:
+    """A method that fills uint8 arrays (`ArchSpec.fill_array`) with its config: any size, the CPU,
+    no torch. It answers the geometry questions `Inpainter` asks a network."""
+
+    fill_array: ArrayFill
+    config: Any
+    size_multiple = 1
+    fixed_size = None
+    min_size = 1
+
+    def __call__(self, rgb8: np.ndarray, hole: np.ndarray) -> np.ndarray:
+        return self.fill_array(self.config, rgb8, hole)
+
+
 @dataclass
 class LoadedModel:
-    model: InpaintModel
+    model: InpaintModel | ArrayMethod
     spec: ArchSpec
     config: str | None
     label: str  # for tables: the arch name, or the weights file's stem
@@ -52,21 +73,36 @@ class LoadedModel:
         return self.metadata.get("post_processing", self.spec.post_processing)
 
 
+def _torch_device(device: torch.device | str) -> torch.device:
+    """`--device` as a torch device (imports torch), checked to exist."""
+    from inpaint_cli.devices import pick_device
+
+    return pick_device(device) if isinstance(device, str) else device
+
+
 def resolve_model(arch: str | None, weights: str | None, device: torch.device | str = "cpu") -> LoadedModel:
     """DESIGN.md "Names": `--arch` alone loads its bundled weights, `--weights` alone its metadata's
     architecture, both must agree, neither means the default model (installed, else bundled).
-    `--arch` loads an installed release of the architecture rather than the bundled one."""
-    device = pick_device(device) if isinstance(device, str) else device
+    `--arch` loads an installed release of the architecture rather than the bundled one. A method on
+    arrays (telea, ns, harmonic) comes back as an `ArrayMethod`, without importing torch."""
     if weights is None and arch is None:
         default = default_model()
         if default.endswith(".safetensors"):
             weights = default
         else:
             arch = default
+    spec = get_arch(arch) if weights is None else None
+    if spec is not None and spec.fill_array is not None:
+        if device not in ("auto", "cpu"):  # runs on the CPU regardless, but a device named must exist
+            _torch_device(device)
+        method = ArrayMethod(spec.fill_array, spec.config())
+        return LoadedModel(method, spec, spec.default_config, spec.name, {})
+    from inpaint_cli.checkpoint import load_release
+
+    device = _torch_device(device)
     if weights is not None:
         model, spec, config, metadata = load_release(weights, arch, None, device)
         return LoadedModel(model, spec, config, Path(str(weights).split("@")[0]).stem, metadata, Path(weights))
-    spec = get_arch(arch)
     if not spec.learned:
         model = spec.build_generator(spec.config()).eval()
         return LoadedModel(model, spec, spec.default_config, spec.name, {})
@@ -92,6 +128,7 @@ class FillOptions:
     dilate: int = 0  # grow the hole by this many pixels (a disk) before filling
     feather: int = 0  # soften the composite over this many pixels inside the (grown) hole's edge
     seed: int = 0  # seeds torch's generator for each fill, for methods that draw (patchmatch)
+    window_batch: int = 16  # fixed-size models: windows per forward pass (results do not depend on it)
 
 
 def blended_label(label: str, blend: str) -> str:
@@ -127,20 +164,36 @@ class Inpainter:
         for name in ("dilate", "feather"):
             if getattr(options, name) < 0:
                 raise InpaintError(f"--{name} must be 0 or more pixels, got {getattr(options, name)}")
-        self.device = pick_device(device) if isinstance(device, str) else device
-        self.model = loaded.model.to(self.device).eval()
+        if options.window_batch < 1:
+            raise InpaintError(f"window_batch must be 1 or more, got {options.window_batch}")
+        self.model = loaded.model
+        if isinstance(self.model, ArrayMethod):
+            self.device = None  # arrays on the CPU, no torch
+        else:
+            self.device = _torch_device(device)
+            self.model = self.model.to(self.device).eval()
         self.blend = loaded.post_processing if options.blend == "auto" else options.blend
         self.label = blended_label(loaded.label, self.blend)
         self.options = options
 
     # the network on one array ---------------------------------------------------------------
 
+    def _fill8(self, rgb8: np.ndarray, hole: np.ndarray) -> np.ndarray:
+        """The method's uint8 fill of an array, whole."""
+        if isinstance(self.model, ArrayMethod):
+            return self.model(rgb8, hole)
+        return _to_uint8(self._network(rgb8[None], hole[None])[0][0])
+
     def _network(self, rgb8: np.ndarray, hole: np.ndarray, attention: bool = False):
-        """Fill of an array (padded to the size multiple, cropped back): float H x W x 3 in [0, 1]."""
-        height, width = hole.shape
+        """A network's fill of a batch of arrays of one size, N x H x W x 3 uint8 with N x H x W
+        holes (each padded to the size multiple, cropped back): float N x H x W x 3 in [0, 1], and
+        the attention maps where asked."""
+        import torch
+
+        height, width = hole.shape[1:]
         multiple, minimum = self.model.size_multiple, self.model.min_size
-        image = torch.from_numpy(np.array(_pad_to_multiple(rgb8, multiple, minimum))).permute(2, 0, 1)[None]
-        mask = torch.from_numpy(np.array(_pad_to_multiple(hole, multiple, minimum)))[None, None]
+        image = torch.from_numpy(np.stack([_pad_to_multiple(one, multiple, minimum) for one in rgb8])).permute(0, 3, 1, 2)
+        mask = torch.from_numpy(np.stack([_pad_to_multiple(one, multiple, minimum) for one in hole]))[:, None]
         image = image.to(self.device).float().div_(255)
         mask = mask.to(self.device).float()
         use_autocast = self.device.type == "cuda" and any(True for _ in self.model.parameters())
@@ -157,22 +210,36 @@ class Inpainter:
                     output, flow = self.model.inpaint(image, mask), None
             except ValueError as error:  # an input the architecture cannot take (archs raise ValueError)
                 raise InpaintError(f"{self.label}: {error}") from None
-        output = output.float().clamp(0, 1)[0, :, :height, :width].permute(1, 2, 0).cpu().numpy()
+        output = output.float().clamp(0, 1)[:, :, :height, :width].permute(0, 2, 3, 1).cpu().numpy()
         if flow is not None:
-            flow = (flow.float().clamp(0, 1)[0, :, :height, :width].permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
+            flow = (flow.float().clamp(0, 1)[:, :, :height, :width].permute(0, 2, 3, 1).cpu().numpy() * 255).round().astype(np.uint8)
         return output, flow
 
-    def _fixed_window(self, rgb8: np.ndarray, hole: np.ndarray) -> np.ndarray:
-        """A fixed-input model on an arbitrary (square) window: scale to its size and back."""
+    def _fixed_windows(self, rgb8: np.ndarray, hole: np.ndarray, boxes: list[tuple[int, int, int, int]]) -> Iterator[np.ndarray]:
+        """A fixed-input model's uint8 fill of each box (top, left, bottom, right) of the image:
+        the box mirror-padded to a square and scaled to the model's size; the squares go through
+        the network in batches of `options.window_batch`, and each fill is scaled back and
+        cropped to its box as it is yielded, so only model-size windows are ever held together."""
         side = self.model.fixed_size
-        original = hole.shape
-        if original != (side, side):
-            rgb8 = cv2.resize(rgb8, (side, side), interpolation=cv2.INTER_AREA)
-            hole = cv2.resize(hole.astype(np.float32), (side, side), interpolation=cv2.INTER_AREA) > 0
-        output, _ = self._network(rgb8, hole)
-        if original != (side, side):
-            output = cv2.resize(output, (original[1], original[0]), interpolation=cv2.INTER_CUBIC)
-        return output
+        squares, holes = [], []
+        for top, left, bottom, right in boxes:
+            extent = max(bottom - top, right - left)
+            pad = ((0, extent - (bottom - top)), (0, extent - (right - left)))
+            square_rgb = np.pad(rgb8[top:bottom, left:right], (*pad, (0, 0)), mode="symmetric")
+            square_hole = np.pad(hole[top:bottom, left:right], pad, mode="symmetric")
+            if extent != side:
+                square_rgb = cv2.resize(square_rgb, (side, side), interpolation=cv2.INTER_AREA)
+                square_hole = cv2.resize(square_hole.astype(np.float32), (side, side), interpolation=cv2.INTER_AREA) > 0
+            squares.append(square_rgb)
+            holes.append(square_hole)
+        batch = self.options.window_batch
+        outputs = (output for start in range(0, len(boxes), batch)
+                   for output in self._network(np.stack(squares[start : start + batch]), np.stack(holes[start : start + batch]))[0])
+        for output, (top, left, bottom, right) in zip(outputs, boxes):
+            extent = max(bottom - top, right - left)
+            if extent != side:
+                output = cv2.resize(output, (extent, extent), interpolation=cv2.INTER_CUBIC)
+            yield _to_uint8(output[: bottom - top, : right - left])
 
     # strategies -----------------------------------------------------------------------------
 
@@ -209,17 +276,15 @@ class Inpainter:
 
     def _fill_crop(self, rgb8: np.ndarray, hole: np.ndarray) -> np.ndarray:
         output = rgb8.copy()
-        for top, left, bottom, right, region in self._windows(hole):
-            window_rgb, window_hole = rgb8[top:bottom, left:right], hole[top:bottom, left:right]
-            if self.model.fixed_size:
-                pad_h = max(bottom - top, right - left) - (bottom - top)
-                pad_w = max(bottom - top, right - left) - (right - left)
-                square_rgb = np.pad(window_rgb, ((0, pad_h), (0, pad_w), (0, 0)), mode="symmetric")
-                square_hole = np.pad(window_hole, ((0, pad_h), (0, pad_w)), mode="symmetric")
-                fill = _to_uint8(self._fixed_window(square_rgb, square_hole)[: bottom - top, : right - left])
-            else:  # a window larger than max_side is filled at that scale, its hole upsampled
-                fill = self._fill_resized(window_rgb, window_hole)
-            paste = region[top:bottom, left:right] | ~window_hole  # known pixels too: blending needs them
+        windows = self._windows(hole)
+        boxes = [window[:4] for window in windows]
+        if self.model.fixed_size:
+            fills = self._fixed_windows(rgb8, hole, boxes)
+        else:  # a window larger than max_side is filled at that scale, its hole upsampled
+            fills = (self._fill_resized(rgb8[top:bottom, left:right], hole[top:bottom, left:right])
+                     for top, left, bottom, right in boxes)
+        for fill, (top, left, bottom, right, region) in zip(fills, windows):
+            paste = region[top:bottom, left:right] | ~hole[top:bottom, left:right]  # known pixels too: blending needs them
             np.copyto(output[top:bottom, left:right], fill, where=paste[..., None])
         return output
 
@@ -230,11 +295,11 @@ class Inpainter:
         height, width = hole.shape
         scale = self.options.max_side / max(height, width)
         if scale >= 1:
-            return _to_uint8(self._network(rgb8, hole)[0])
+            return self._fill8(rgb8, hole)
         size = (max(round(width * scale), 1), max(round(height * scale), 1))
         small_rgb = cv2.resize(rgb8, size, interpolation=cv2.INTER_AREA)
         small_hole = cv2.resize(hole.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0
-        small_fill = _to_uint8(self._network(small_rgb, small_hole)[0])
+        small_fill = self._fill8(small_rgb, small_hole)
         rows, cols = np.flatnonzero(hole.any(axis=1)), np.flatnonzero(hole.any(axis=0))
         top, bottom = max(rows[0] - 1, 0), min(rows[-1] + 2, height)
         left, right = max(cols[0] - 1, 0), min(cols[-1] + 2, width)
@@ -273,10 +338,10 @@ class Inpainter:
                 raise InpaintError(f"{self.label} has no attention map (DeepFill v1 and v2 do)")
             if strategy != "full" or self.model.fixed_size:
                 raise InpaintError("--attention-map needs --strategy full")
-            output, flow = self._network(rgb8, hole, attention=True)
-            output8 = _to_uint8(output)
+            output, flow = self._network(rgb8[None], hole[None], attention=True)
+            output8, flow = _to_uint8(output[0]), flow[0]
         elif strategy == "full" and not self.model.fixed_size:
-            output8 = _to_uint8(self._network(rgb8, hole)[0])
+            output8 = self._fill8(rgb8, hole)
         elif strategy == "resize" and not self.model.fixed_size:
             output8 = self._fill_resized(rgb8, hole)
         else:

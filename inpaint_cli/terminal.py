@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -55,20 +56,29 @@ def _display(console: Console, *columns: Any, transient: bool = True) -> Any:
     empty line, which would precede an error line)."""
     from rich.progress import Progress
 
-    return Progress(*columns, console=console, transient=transient, disable=not console.is_interactive)
+    return Progress(*columns, console=console, transient=transient, disable=not console.is_terminal)
 
 
 @contextlib.contextmanager
-def progress_bar(console: Console, label: str, show: bool = True) -> Iterator[Callable[[int, int], None]]:
-    """A transient progress bar on `console` (where `show`); yields a library's `progress(done, total)`."""
+def progress_bar(console: Console, label: str, show: bool = True, unit: str = "images") -> Iterator[Callable[[int, int], None]]:
+    """A transient progress bar on `console`: count, rate and time left. Shown where `show` and the
+    console is a terminal (never in a pipe or a log); yields a library's `progress(done, total)`."""
     if not show:
         yield lambda done, total: None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
-    with _display(console, f"[bold]{label}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()) as progress:
-        task = progress.add_task(label, total=None)
-        yield lambda done, total: progress.update(task, completed=done, total=total)
+    columns = (f"[bold]{label}", BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"), TimeRemainingColumn())
+    with _display(console, *columns) as progress:
+        task = progress.add_task(label, total=None, rate="")
+        started = time.monotonic()
+
+        def update(done: int, total: int) -> None:
+            elapsed = time.monotonic() - started
+            rate = f"{done / elapsed:.2f} {unit}/s" if done and elapsed > 0 else ""
+            progress.update(task, completed=done, total=total, rate=rate)
+
+        yield update
 
 
 @contextlib.contextmanager

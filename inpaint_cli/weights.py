@@ -20,9 +20,32 @@ import shutil
 import sys
 from pathlib import Path
 
+from safetensors import SafetensorError, safe_open
+
 from inpaint_cli.errors import InpaintError
 
 MANIFEST = "manifest.json"
+FORMAT = "inpaint-cli/1"  # the `format` metadata of every release file
+
+
+def read_metadata(path: Path) -> dict[str, str]:
+    """The safetensors metadata of `path`, checked to be an inpaint-cli release file (the header
+    alone: no tensor is read, torch is not imported)."""
+    if not path.exists():
+        raise InpaintError(f"weights file not found: {path}")
+    if path.is_dir():
+        raise InpaintError(f"weights path is a folder, not a file: {path}")
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            metadata = handle.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as error:
+        raise InpaintError(f"{path}: not a readable safetensors file ({error})") from None
+    if metadata.get("format") != FORMAT:
+        raise InpaintError(f"{path}: not an inpaint-cli weights file (no format {FORMAT!r} in its metadata)")
+    for key in ("arch", "config", "config_json"):
+        if key not in metadata:
+            raise InpaintError(f"{path}: metadata lacks {key!r}")
+    return metadata
 
 
 def weights_dir() -> Path | None:
@@ -74,10 +97,15 @@ def bundled_weights(arch: str) -> Path | None:
     return directory / file if directory is not None and file else None
 
 
-def installed_dir() -> Path:
-    """$INPAINT_HOME/weights; INPAINT_HOME defaults to `inpaint` in the user's cache folder."""
+def inpaint_home() -> Path:
+    """$INPAINT_HOME, by default `inpaint` in the user's cache folder: installed weights and caches."""
     home = os.environ.get("INPAINT_HOME")
-    return (Path(home) if home else _user_cache_dir() / "inpaint") / "weights"
+    return Path(home) if home else _user_cache_dir() / "inpaint"
+
+
+def installed_dir() -> Path:
+    """$INPAINT_HOME/weights."""
+    return inpaint_home() / "weights"
 
 
 def installed_files() -> list[Path]:
@@ -98,8 +126,6 @@ def weights_for(arch: str) -> Path | None:
     first installed file whose metadata names `arch`, else the bundled one; None when there is none."""
     files = installed_files()
     if files:
-        from inpaint_cli.checkpoint import read_metadata
-
         recorded = read_manifest(installed_dir()).get("models", {}).get(arch)
         if recorded and installed_dir() / recorded in files:
             return installed_dir() / recorded

@@ -33,8 +33,9 @@ class Recorder(InpaintModel):
         self.fixed_size, self.size_multiple, self.seen, self.hole_widths = fixed_size, size_multiple, [], []
 
     def inpaint(self, image, mask):
-        self.seen.append(tuple(image.shape[-2:]))
-        self.hole_widths.append(int(mask[0, 0].any(0).sum()))
+        for one in mask:  # each window of a batch
+            self.seen.append(tuple(image.shape[-2:]))
+            self.hole_widths.append(int(one[0].any(0).sum()))
         if self.fixed_size:
             assert image.shape[-2:] == (self.fixed_size, self.fixed_size)
         return torch.full_like(image, 0.5)
@@ -115,6 +116,26 @@ def test_fixed_size_models_get_scaled_windows_around_each_hole():
     assert len(model.seen) == 2
     assert (np.abs(filled[hole].astype(int) - 128) <= 1).all()
     assert (filled[~hole] == 10).all()
+
+
+def test_fixed_size_windows_filled_in_batches_equal_one_at_a_time():
+    """Batch norm in eval mode and convolutions treat each sample alone: the same bytes."""
+    from inpaint_cli.archs.context_encoder import CONFIGS, SPECS
+
+    torch.manual_seed(0)
+    model = SPECS[0].build_generator(CONFIGS["tiny"]).eval()
+    loaded = LoadedModel(model, SPECS[0], "tiny", "context-encoder", {})
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (160, 200, 3), dtype=np.uint8)
+    hole = np.zeros((160, 200), bool)
+    for top, left, side in ((5, 5, 10), (100, 20, 14), (30, 120, 8), (120, 150, 30), (60, 70, 6)):
+        hole[top : top + side, left : left + side] = True
+    one_at_a_time = Inpainter(loaded, "cpu", FillOptions(window_batch=1, blend="none"))
+    batched = Inpainter(loaded, "cpu", FillOptions(window_batch=3, blend="none"))
+    assert len(batched._windows(hole)) == 5  # batches of 3 and 2
+    first = one_at_a_time.fill(image, hole)[0]
+    assert np.array_equal(first, batched.fill(image, hole)[0])
+    assert not np.array_equal(first[hole], image[hole])
 
 
 @pytest.mark.parametrize(("window_per_hole", "hole_in_window"), [(2.0, 16), (3.0, 12)])

@@ -1,5 +1,6 @@
 """What every architecture provides: a generator with one `inpaint` interface, an `ArchSpec` that
-registers it, and a `TrainingRecipe` that the one training loop (`inpaint_cli.train`) drives.
+registers it (defined, free of torch, in `inpaint_cli.registry`; re-exported here), and a
+`TrainingRecipe` that the one training loop (`inpaint_cli.train`) drives.
 
 Architectures know nothing of files, masks on disk or the CLI (diffusers' split of models from
 pipelines); `inpaint_cli.fill` pads, windows and composites, `inpaint_cli.train` owns the loop.
@@ -7,18 +8,16 @@ pipelines); `inpaint_cli.fill` pads, windows and composites, `inpaint_cli.train`
 
 from __future__ import annotations
 
-import dataclasses
-import typing
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
-if TYPE_CHECKING:
-    from inpaint_cli.masks import MaskGenerator
+from inpaint_cli.registry import ArchSpec as ArchSpec  # re-exported: where every arch file imports it
+from inpaint_cli.registry import ArrayFill
 
 
 class InpaintModel(nn.Module):
@@ -40,6 +39,26 @@ class InpaintModel(nn.Module):
 
     def inpaint(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+
+class ArrayInpainter(InpaintModel):
+    """A method that fills uint8 arrays (`ArchSpec.fill_array`: the classical ones) as an
+    `InpaintModel`, one image at a time on the CPU; inputs on another device come back there.
+    `inpaint fill` and `inpaint eval` call the array function directly, without torch."""
+
+    def __init__(self, fill_array: ArrayFill, config: Any) -> None:
+        super().__init__()
+        self.fill_array, self.config = fill_array, config
+
+    def inpaint(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        pixels = (image.detach().float().cpu().clamp(0, 1) * 255).round().to(torch.uint8)
+        holes = mask.detach().cpu() > 0.5
+        filled = [
+            torch.from_numpy(np.ascontiguousarray(self.fill_array(self.config, rgb, hole)))
+            for rgb, hole in zip(pixels.permute(0, 2, 3, 1).numpy(), holes[:, 0].numpy())
+        ]
+        out = torch.stack(filled).permute(0, 3, 1, 2).float() / 255
+        return out.to(device=image.device, dtype=image.dtype)
 
 
 @dataclass(frozen=True)
@@ -181,48 +200,6 @@ class TrainingRecipe(ABC):
         ]
         phases.append(Phase(names[-1], None, *flags[-1]))
         return phases
-
-
-@dataclass(frozen=True)
-class ArchSpec:
-    """A registered architecture: its configs, builders and training recipe (timm-style)."""
-
-    name: str  # the `--arch` name
-    title: str  # paper, short: "Iizuka et al., SIGGRAPH 2017"
-    input_note: str  # input constraints, one line, for `inpaint models`
-    build_generator: Callable[[Any], InpaintModel]
-    order: int  # display position (`inpaint models`, `--arch` lists): learned by date, then classical
-    configs: Mapping[str, Any] = field(default_factory=dict)  # name -> config dataclass
-    default_config: str | None = None  # the best config: what `--arch NAME` means
-    recipe: Callable[[Any, TrainOptions], TrainingRecipe] | None = None
-    #: the paper's training holes, kind name -> generator (`TrainingRecipe.mask_kinds` names them)
-    training_masks: Mapping[str, MaskGenerator] = field(default_factory=dict)
-    learned: bool = True
-    post_processing: str = "none"  # the paper's own post-processing: `--blend auto` unless a release records another
-
-    def config(self, name: str | None = None) -> Any:
-        name = name or self.default_config
-        if name not in self.configs:
-            known = ", ".join(self.configs) or "none"
-            raise KeyError(f"{self.name} has no config {name!r} (known: {known})")
-        return self.configs[name]
-
-    def config_from_dict(self, values: Mapping[str, Any]) -> Any:
-        """Rebuild a config dataclass from its JSON form (lists back to tuples)."""
-        config_class = type(self.config())
-        hints = typing.get_type_hints(config_class)
-        kwargs = {}
-        for f in dataclasses.fields(config_class):
-            if f.name not in values:
-                continue
-            value = values[f.name]
-            if isinstance(value, list) and "tuple" in str(hints.get(f.name, "")):
-                value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
-            kwargs[f.name] = value
-        unknown = set(values) - {f.name for f in dataclasses.fields(config_class)}
-        if unknown:
-            raise ValueError(f"unknown config fields for {self.name}: {', '.join(sorted(unknown))}")
-        return config_class(**kwargs)
 
 
 def count_parameters(module: nn.Module | None) -> int:

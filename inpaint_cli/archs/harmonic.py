@@ -1,0 +1,38 @@
+"""The membrane (harmonic) interpolant: each hole pixel the mean of its neighbours, so the hole is
+the smoothest surface that meets the known pixels at its boundary. It is Poisson blending (Pérez et
+al., SIGGRAPH 2003) of a flat fill, so the baseline that shows what GLCIC's Poisson
+post-processing (`inpaint_cli.blend`) gives on its own. Weight-free, on uint8 arrays: no torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from inpaint_cli.blend import poisson_blend
+from inpaint_cli.registry import ArchSpec, array_generator
+
+
+@dataclass(frozen=True)
+class HarmonicConfig:
+    """No setting: the membrane is unique."""
+
+
+def fill(config: HarmonicConfig, rgb8: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    return poisson_blend(rgb8, np.zeros_like(rgb8), hole)
+
+
+SPECS = (
+    ArchSpec(
+        name="harmonic",
+        title="membrane interpolant (Poisson blending of a flat fill, Pérez et al. 2003)",
+        input_note="any H x W; uint8 RGB",
+        build_generator=array_generator(fill),
+        order=102,
+        configs={"default": HarmonicConfig()},
+        default_config="default",
+        learned=False,
+        fill_array=fill,
+    ),
+)
