@@ -267,6 +267,9 @@ def train(
 
     from inpaint_cli.io import data_folder
     from inpaint_cli.train import TrainSettings, start_training
+    from inpaint_cli.train.distributed import launched_rank
+
+    quiet = launched_rank() != 0  # under torchrun only rank 0 reports
 
     phases = None
     if phase_steps:
@@ -285,11 +288,11 @@ def train(
         backbone=str(backbone) if backbone else None, masks=masks or None, init_weights=init_weights, ema_decay=ema, data_note=data_note,
     )
     # the set-up (networks, image cache) gets a transient spinner: a start-up error leaves only its line
-    with Progress(SpinnerColumn(), TextColumn("[bold]starting"), console=stderr, transient=True) as starting:
+    with Progress(SpinnerColumn(), TextColumn("[bold]starting"), console=stderr, transient=True, disable=quiet) as starting:
         starting.add_task("start", total=None)
         trainer = start_training(settings, resume=resume, device=device, steps_override=steps, precision=precision, workers=workers)
     with Progress(TextColumn("[bold]{task.fields[phase]}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[logs]}"),
-                  TimeRemainingColumn(), console=stderr) as progress:
+                  TimeRemainingColumn(), console=stderr, disable=quiet) as progress:
         task = progress.add_task("train", completed=trainer.step, total=trainer.settings.steps,
                                  phase="resumed" if resume else "training", logs="")
 
@@ -299,7 +302,8 @@ def train(
 
         trainer.progress = report
         result = trainer.run()
-    stderr.print(f"trained {trainer.spec.name} {trainer.config_name} to step {result.step}; export: {result.export_path}", markup=False)
+    if not quiet:
+        stderr.print(f"trained {trainer.spec.name} {trainer.config_name} to step {result.step}; export: {result.export_path}", markup=False)
 
 
 @app.command()
