@@ -149,13 +149,13 @@ class _SumOverProcesses(torch.autograd.Function):
     itself differentiable, so a gradient penalty can differentiate through it again."""
 
     @staticmethod
-    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:  # noqa: ARG004
+    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
         total = tensor.clone(memory_format=torch.contiguous_format)
         dist.all_reduce(total)
         return total
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # noqa: ARG004
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
         return _SumOverProcesses.apply(grad)
 
 
