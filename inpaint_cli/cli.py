@@ -270,6 +270,9 @@ def train(
     options.check_names(archs=[arch], device=device, precision=precision)
     data_dirs = [str(d) for d in data or [data_folder("train")]] if not resume else []
     from inpaint_cli.train import TrainSettings, start_training
+    from inpaint_cli.train.distributed import launched_rank
+
+    shown = launched_rank() == 0  # under torchrun only rank 0 reports
 
     settings = TrainSettings(
         arch=arch, out_dir=str(out), data_dirs=data_dirs, config=config, size=size, batch=batch,
@@ -277,10 +280,11 @@ def train(
         checkpoint_every=checkpoint_every, sample_every=sample_every, cache_side=cache_side,
         backbone=str(backbone) if backbone else None, masks=masks or None, init_weights=init_weights, ema_decay=ema, data_note=data_note,
     )
-    with spinner(stderr, "starting"):  # the set-up (networks, image cache): a start-up error leaves only its line
+    with spinner(stderr, "starting", show=shown):  # the set-up (networks, image cache): an error leaves only its line
         trainer = start_training(settings, resume=resume, device=device, steps_override=steps, precision=precision, workers=workers)
-    result = run_training(trainer, stderr, resumed=resume)
-    stderr.print(f"trained {trainer.spec.name} {trainer.config_name} to step {result.step}; export: {result.export_path}", markup=False)
+    result = run_training(trainer, stderr, resumed=resume, show=shown)
+    if shown:
+        stderr.print(f"trained {trainer.spec.name} {trainer.config_name} to step {result.step}; export: {result.export_path}", markup=False)
 
 
 @app.command()

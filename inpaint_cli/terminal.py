@@ -51,12 +51,12 @@ def user_errors(command):
     return wrapper
 
 
-def _display(console: Console, *columns: Any, transient: bool = True) -> Any:
+def _display(console: Console, *columns: Any, transient: bool = True, show: bool = True) -> Any:
     """A Rich live display on `console`, off where it is no terminal (Rich ends one there with an
     empty line, which would precede an error line)."""
     from rich.progress import Progress
 
-    return Progress(*columns, console=console, transient=transient, disable=not console.is_terminal)
+    return Progress(*columns, console=console, transient=transient, disable=not (show and console.is_terminal))
 
 
 @contextlib.contextmanager
@@ -82,11 +82,11 @@ def progress_bar(console: Console, label: str, show: bool = True, unit: str = "i
 
 
 @contextlib.contextmanager
-def spinner(console: Console, label: str) -> Iterator[None]:
-    """A transient spinner: a set-up that fails leaves only its error line."""
+def spinner(console: Console, label: str, show: bool = True) -> Iterator[None]:
+    """A transient spinner (where `show`): a set-up that fails leaves only its error line."""
     from rich.progress import SpinnerColumn, TextColumn
 
-    with _display(console, SpinnerColumn(), TextColumn(f"[bold]{label}")) as shown:
+    with _display(console, SpinnerColumn(), TextColumn(f"[bold]{label}"), show=show) as shown:
         shown.add_task(label, total=None)
         yield
 
@@ -96,12 +96,12 @@ def log_text(logs: dict[str, float]) -> str:
     return " ".join(f"{k}={v:.4g}" if k != "images_per_s" else f"{v:.1f} img/s" for k, v in logs.items() if k != "step")
 
 
-def run_training(trainer: Any, console: Console, resumed: bool) -> Any:
-    """`trainer.run()` under a progress bar showing the phase, the step and the latest logs."""
+def run_training(trainer: Any, console: Console, resumed: bool, show: bool = True) -> Any:
+    """`trainer.run()` under a progress bar (where `show`) of the phase, the step and the latest logs."""
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
     with _display(console, TextColumn("[bold]{task.fields[phase]}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[logs]}"), TimeRemainingColumn(), transient=False) as progress:
+                  TextColumn("{task.fields[logs]}"), TimeRemainingColumn(), transient=False, show=show) as progress:
         task = progress.add_task("train", completed=trainer.step, total=trainer.settings.steps,
                                  phase="resumed" if resumed else "training", logs="")
 

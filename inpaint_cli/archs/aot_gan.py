@@ -35,6 +35,7 @@ from inpaint_cli.archs.base import ArchSpec, InpaintModel, Phase, TrainingRecipe
 from inpaint_cli.layers.aot_block import AOTBlock
 from inpaint_cli.layers.patchgan import PatchDiscriminator
 from inpaint_cli.layers.perceptual import VGGFeatures, optional_backbone
+from inpaint_cli.losses.batch_share import mean_over_processes
 from inpaint_cli.losses.perceptual import feature_l1, style_l1
 
 PERCEPTUAL_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -214,7 +215,7 @@ class AOTGANRecipe(TrainingRecipe):
         composite = (1 - mask) * signed + mask * output
         fake = self._soft_logits(discriminator, composite, mask.shape[-2:])
         if config.smgan_labels == "paper":
-            adversarial = ((fake - 1) ** 2 * mask).mean() / mask.mean().clamp_min(1e-8)
+            adversarial = ((fake - 1) ** 2 * mask).mean() / mean_over_processes(mask.mean()).clamp_min(1e-8)
         else:
             adversarial = F.mse_loss(fake, torch.ones_like(fake))
         reconstruction = config.l1_weight * l1

@@ -97,6 +97,8 @@ class TrainingRecipe(ABC):
     `critic_steps` times `discriminator_loss` (the first on the detached output, later ones on new
     batches), then `generator_loss`. Everything that draws random numbers uses torch's global RNG,
     which the loop seeds from (seed, step), so a resumed run repeats a straight one exactly.
+    Under data-parallel training each process holds a share of the batch: random numbers drawn
+    per row and normalisers taken from the whole batch go through `inpaint_cli.losses.batch_share`.
     Discriminators return logits (autocast rejects BCELoss after a sigmoid).
     """
 

@@ -37,6 +37,7 @@ from inpaint_cli.archs.base import ArchSpec, InpaintModel, Phase, TrainOptions
 from inpaint_cli.layers.conv_activation import ConvActivation
 from inpaint_cli.layers.crops import crop, hole_patch_corners
 from inpaint_cli.losses.adversarial import wgan_gradient_penalty
+from inpaint_cli.losses.batch_share import mean_over_processes
 from inpaint_cli.masks import no_parameters
 
 
@@ -173,9 +174,9 @@ class DeepFillV1Recipe(CoarseToFineTraining):
         known = 1 - mask
         weight = self.config.coarse_l1_weight
         hole_l1 = weight * (coarse_error * discount).mean() + (refined_error * discount).mean()
-        hole_l1 = hole_l1 / mask.mean().clamp_min(1e-6)
+        hole_l1 = hole_l1 / mean_over_processes(mask.mean()).clamp_min(1e-6)
         known_l1 = weight * (coarse_error * known).mean() + (refined_error * known).mean()
-        known_l1 = known_l1 / known.mean().clamp_min(1e-6)
+        known_l1 = known_l1 / mean_over_processes(known.mean()).clamp_min(1e-6)
         rec = self.config.hole_l1_weight * hole_l1 + self.config.known_l1_weight * known_l1
         logs = {"rec": rec.item(), "hole_l1": hole_l1.item(), "known_l1": known_l1.item()}
         loss = rec

@@ -20,6 +20,7 @@ from torch import nn
 from inpaint_cli.archs.base import ArchSpec, InpaintModel, Phase, TrainingRecipe, TrainOptions
 from inpaint_cli.layers.crops import crop, hole_patch_corners
 from inpaint_cli.losses.adversarial import bce_discriminator_loss, bce_generator_loss
+from inpaint_cli.losses.batch_share import mean_over_processes
 from inpaint_cli.losses.reconstruction import check_reconstruction, pixel_penalty
 from inpaint_cli.masks import no_parameters, place_rect, reference_scale
 
@@ -184,7 +185,7 @@ class GLCICRecipe(TrainingRecipe):
         return loss, {"d": loss.item()}
 
     def generator_loss(self, discriminator, image, mask, output, phase):
-        hole_pixels = mask.sum().clamp(min=1) * 3
+        hole_pixels = mean_over_processes(mask.sum()).clamp(min=1) * 3
         error = (output - image) * mask
         loss = pixel_penalty(error, self.config.reconstruction).sum() / hole_pixels
         logs = {"rec": loss.item()}

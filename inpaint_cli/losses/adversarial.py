@@ -13,6 +13,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from inpaint_cli.losses.batch_share import rand_per_row
+
 
 def bce_discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
     """-log D(real) - log(1 - D(fake)), from logits; mean over elements, summed over the two."""
@@ -46,7 +48,7 @@ def wgan_gradient_penalty(
     One `a` per sample; `mask` (N x 1 x H x W, 1 = hole) restricts the gradient norm to hole
     pixels, DeepFill v1's modification.
     """
-    alpha = torch.rand(real.shape[0], 1, 1, 1, device=real.device, dtype=real.dtype)
+    alpha = rand_per_row(real.shape[0], real.device, real.dtype).view(-1, 1, 1, 1)
     interpolates = (real + alpha * (fake.detach() - real)).requires_grad_(True)
     scores = critic(interpolates)
     (gradients,) = torch.autograd.grad(scores.sum(), interpolates, create_graph=True)

@@ -1,7 +1,7 @@
 """Training data: images decoded and resized once into a packed uint8 cache, then random crops,
 flips and generated holes drawn per step from `numpy.random.default_rng([seed, step, k])`, so the
 data of any step is a function of (seed, step) alone and a resumed run sees exactly what a straight
-one would.
+one would. Under data-parallel training each process keeps its own rows of that batch.
 """
 
 from __future__ import annotations
@@ -91,7 +91,8 @@ class ImageCache:
 
 
 class BatchSampler:
-    """Batches of (image crops, holes) as a pure function of (seed, step, substep)."""
+    """Batches of (image crops, holes) as a pure function of (seed, step, substep); `rows` are the
+    rows of each batch this process trains (its share under data-parallel training; default all)."""
 
     def __init__(
         self,
@@ -100,8 +101,10 @@ class BatchSampler:
         batch: int,
         mask_kinds: Sequence[tuple[str, float]],
         seed: int,
+        rows: range | None = None,
     ) -> None:
         self.cache, self.size, self.batch, self.seed = cache, size, batch, seed
+        self.rows = range(batch) if rows is None else rows
         self.kinds = [kind for kind, _ in mask_kinds]
         weights = np.array([weight for _, weight in mask_kinds], dtype=np.float64)
         self.kind_weights = weights / weights.sum()
@@ -109,24 +112,30 @@ class BatchSampler:
         if too_small:
             raise InpaintError(f"{len(too_small)} cached images are smaller than the crop size {size}")
 
-    def draw(self, step: int, substep: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        """The crops (N x H x W x 3 uint8) and holes (N x H x W bool) of (step, substep)."""
+    def draw(self, step: int, substep: int = 0, rows: range | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The crops (N x H x W x 3 uint8) and holes (N x H x W bool) of `rows` (default: this
+        process's) of the batch of (step, substep). The rows before them are drawn and dropped:
+        one random stream runs through the batch, so a row is the same whoever draws it."""
+        rows = self.rows if rows is None else rows
         rng = np.random.default_rng([self.seed, step, substep])
-        crops = np.empty((self.batch, self.size, self.size, 3), dtype=np.uint8)
-        holes = np.empty((self.batch, self.size, self.size), dtype=bool)
-        for i in range(self.batch):
+        crops = np.empty((len(rows), self.size, self.size, 3), dtype=np.uint8)
+        holes = np.empty((len(rows), self.size, self.size), dtype=bool)
+        for i in range(rows.stop):
             image = self.cache.image(int(rng.integers(len(self.cache))))
             top = int(rng.integers(image.shape[0] - self.size + 1))
             left = int(rng.integers(image.shape[1] - self.size + 1))
             crop = image[top : top + self.size, left : left + self.size]
-            crops[i] = crop[:, ::-1] if rng.random() < 0.5 else crop
+            flipped = rng.random() < 0.5
             kind = self.kinds[int(rng.choice(len(self.kinds), p=self.kind_weights))]
-            holes[i] = draw_mask(kind, rng, self.size, self.size)
+            hole = draw_mask(kind, rng, self.size, self.size)
+            if i >= rows.start:
+                crops[i - rows.start] = crop[:, ::-1] if flipped else crop
+                holes[i - rows.start] = hole
         return crops, holes
 
-    def sample(self, step: int, substep: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-        """The batch of (step, substep) as float tensors on the CPU."""
-        return as_tensors(*self.draw(step, substep))
+    def sample(self, step: int, substep: int = 0, rows: range | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """`draw`'s rows as float tensors on the CPU."""
+        return as_tensors(*self.draw(step, substep, rows))
 
 
 def as_tensors(

@@ -25,14 +25,16 @@ BATCH_NORM_IMAGES = 2048  # fewer (256) left a Context Encoder's statistics nois
 
 
 def export(trainer: Trainer) -> Path:
-    """Write the release file of the trainer's current step (eval mode, exported weights)."""
+    """Write the release file of the trainer's current step (eval mode, exported weights). Every
+    process calls it (batch-norm statistics are estimated over the global batch); rank 0 writes."""
     was_training = trainer.generator.training
     trainer.generator.eval()
     with exported_weights(trainer, own_statistics=True):
-        export_release(
-            trainer.generator, trainer.spec, trainer.config_name, trainer.recipe.config, trainer.export_path,
-            release_metadata(trainer),
-        )
+        if trainer.ranks.main:
+            export_release(
+                trainer.generator, trainer.spec, trainer.config_name, trainer.recipe.config, trainer.export_path,
+                release_metadata(trainer),
+            )
     trainer.generator.train(was_training)
     return trainer.export_path
 
@@ -47,7 +49,7 @@ def release_metadata(trainer: Trainer) -> dict[str, str]:
         "batch": str(settings.batch),
         "seed": str(settings.seed),
         "data": settings.data_note or f"{trainer.image_count} images from {data_names}",
-        "hardware": hardware_note(trainer.device, trainer.autocast_dtype),
+        "hardware": hardware_note(trainer.device, trainer.autocast_dtype, trainer.ranks.world),
         "wall_time_s": f"{trainer.wall_time:.0f}",
         "license": settings.license,
         "training_json": json.dumps(
@@ -57,11 +59,14 @@ def release_metadata(trainer: Trainer) -> dict[str, str]:
     }
 
 
-def hardware_note(device: torch.device, dtype: torch.dtype | None) -> str:
+def hardware_note(device: torch.device, dtype: torch.dtype | None, processes: int = 1) -> str:
+    """E.g. "NVIDIA H100 (CUDA), bfloat16 autocast", with "8 processes x " before it under torchrun."""
     precision = "float32" if dtype is None else f"{str(dtype).removeprefix('torch.')} autocast"
     if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)} (CUDA), {precision}"
-    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads, {precision}"
+        note = f"{torch.cuda.get_device_name(device)} (CUDA), {precision}"
+    else:
+        note = f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads, {precision}"
+    return note if processes == 1 else f"{processes} processes x {note}"
 
 
 @contextmanager

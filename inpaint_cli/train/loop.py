@@ -1,8 +1,8 @@
 """The one training loop for every architecture; each supplies its `TrainingRecipe`.
 
-Model setup (`_build`) and data sampling (`BatchSampler`) are kept apart from the step so that
-DistributedDataParallel can wrap them later. Every step reseeds torch from (seed, step) and draws
-its batch from (seed, step): resuming from a checkpoint repeats a straight run exactly.
+Every step reseeds torch from (seed, step) and draws its batch from (seed, step): resuming from a
+checkpoint repeats a straight run exactly. Under torchrun the processes split each step's batch and
+average their gradients (`inpaint_cli.train.distributed`); rank 0 alone writes to the run folder.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
+from torch import nn
 
 from inpaint_cli.archs.base import DEFAULT_TRAIN_OPTIONS, Phase, TrainingRecipe, TrainOptions
 from inpaint_cli.checkpoint import load_training_state, training_state_exists
@@ -24,6 +25,7 @@ from inpaint_cli.devices import autocast_dtype, pick_device
 from inpaint_cli.errors import InpaintError
 from inpaint_cli.registry import get_arch, get_config
 from inpaint_cli.train.data import BatchPrefetcher, BatchSampler, ImageCache, as_tensors, find_training_images
+from inpaint_cli.train.distributed import average_gradients, join, main_first, mean_over_ranks, synchronise_batch_norm
 from inpaint_cli.train.ema import WeightAverage
 from inpaint_cli.train.export import export, exported_weights
 from inpaint_cli.train.state import (
@@ -112,7 +114,7 @@ class Trainer:
         workers: int = 0,
     ) -> None:
         self.settings = settings
-        self.device = pick_device(device)
+        self.ranks, self.device = join(pick_device(device))
         self.precision = precision
         self.workers = workers  # loader processes (0: one thread); they never change the batches
         self.progress = progress
@@ -139,24 +141,32 @@ class Trainer:
         except ValueError as error:
             raise InpaintError(str(error)) from None
         # channels-last convolutions run about 20 % faster on the CPU (benchmarks/training_speed.py)
-        self.generator = self.spec.build_generator(self.recipe.config).to(self.device, memory_format=CHANNELS_LAST)
+        self.generator = self._network(self.spec.build_generator(self.recipe.config))
         self.warm_start: dict[str, Any] | None = None  # where the generator started: see `start_from`
         self._start_average()
         discriminator = self.recipe.build_discriminator()
-        if discriminator is not None:
-            discriminator = discriminator.to(self.device, memory_format=CHANNELS_LAST)
-        self.discriminator = discriminator
+        self.discriminator = None if discriminator is None else self._network(discriminator)
         self.optimizers = self.recipe.optimizers(self.generator, self.discriminator)
         self.autocast_dtype = autocast_dtype(self.device, self.precision)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast_dtype == torch.float16)
+        rows = self.ranks.share(self.settings.batch)
         paths = find_training_images([Path(d) for d in self.settings.data_dirs])
         self.image_count = len(paths)
         side = max(self.settings.cache_side, self.settings.size)
-        cache = ImageCache.build(paths, side, self.out_dir / "cache")
+        cache = main_first(self.ranks, lambda: ImageCache.build(paths, side, self.out_dir / "cache"))
         mask_kinds = self.recipe.mask_kinds
         if self.settings.masks:
             mask_kinds = tuple(_parse_mask_choice(text) for text in self.settings.masks)
-        self.sampler = BatchSampler(cache, self.settings.size, self.settings.batch, mask_kinds, self.settings.seed)
+        self.sampler = BatchSampler(cache, self.settings.size, self.settings.batch, mask_kinds, self.settings.seed, rows)
+
+    def _network(self, network: nn.Module) -> nn.Module:
+        """A network on the device; under data parallelism with its batch norm synchronised, so
+        its statistics are the global batch's, as in one process (GLCIC, the Context Encoder,
+        PConv and LaMa have batch norm; DeepFill v1, v2 and AOT-GAN none)."""
+        network = network.to(self.device, memory_format=CHANNELS_LAST)
+        if self.ranks.world > 1:
+            synchronise_batch_norm(network)
+        return network
 
     def _start_average(self) -> None:
         self.average: WeightAverage | None = None
@@ -185,7 +195,10 @@ class Trainer:
         restore_checkpoint(self, state)
 
     def save(self) -> None:
-        save_checkpoint(self)
+        """Checkpoint (rank 0) and export (every process takes part: an averaged export's batch-norm
+        statistics are estimated over the global batches; rank 0 writes)."""
+        if self.ranks.main:
+            save_checkpoint(self)
         self.export()
 
     def export(self) -> Path:
@@ -202,6 +215,8 @@ class Trainer:
         optimizer = self.optimizers[name]
         optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
+        if self.ranks.world > 1:
+            average_gradients((p for group in optimizer.param_groups for p in group["params"]), self.ranks.world)
         if self.recipe.grad_clip_norm is not None:
             self.scaler.unscale_(optimizer)
             parameters = [p for group in optimizer.param_groups for p in group["params"]]
@@ -260,8 +275,8 @@ class Trainer:
 
     def write_samples(self) -> Path:
         """A fixed preview batch (the same every time) filled by the exported weights in eval mode."""
-        image, mask = self.sampler.sample(step=0, substep=PREVIEW_STREAM)
-        image, mask = image[:4].to(self.device), mask[:4].to(self.device)
+        image, mask = self.sampler.sample(step=0, substep=PREVIEW_STREAM, rows=range(min(4, self.settings.batch)))
+        image, mask = image.to(self.device), mask.to(self.device)
         was_training = self.generator.training
         self.generator.eval()
         with torch.no_grad(), self.autocast(), exported_weights(self):
@@ -290,9 +305,9 @@ class Trainer:
                 if self.step % settings.log_every == 0 or self.step == settings.steps:
                     self._log(totals, count, time.perf_counter() - window_start)
                     totals, count, window_start = {}, 0, time.perf_counter()
-                if self.progress is not None:
+                if self.progress is not None and self.ranks.main:
                     self.progress(self.step, settings.steps, self.phase_at(self.step - 1).name, self.history[-1] if self.history else {})
-                if settings.sample_every and self.step % settings.sample_every == 0:
+                if settings.sample_every and self.step % settings.sample_every == 0 and self.ranks.main:
                     self.write_samples()
                 if settings.checkpoint_every and self.step % settings.checkpoint_every == 0:
                     self.save()
@@ -303,12 +318,15 @@ class Trainer:
         return TrainResult(self.step, self.export_path, self.history)
 
     def _log(self, totals: dict[str, float], count: int, elapsed: float) -> None:
-        """One row of the losses' means over the last `count` steps, kept and appended to the log."""
-        row = {"step": self.step, **{k: v / count for k, v in totals.items()}}
+        """One row of the losses' means over the last `count` steps (and over the processes), kept
+        and appended to the log by rank 0."""
+        means = mean_over_ranks({k: v / count for k, v in totals.items()}, self.device)
+        row = {"step": self.step, **means}
         row["images_per_s"] = count * self.settings.batch / max(elapsed, 1e-9)
         self.history.append(row)
-        with (self.out_dir / LOG_FILE).open("a") as log:
-            log.write(json.dumps({"phase": self.phase_at(self.step - 1).name, **row}) + "\n")
+        if self.ranks.main:
+            with (self.out_dir / LOG_FILE).open("a") as log:
+                log.write(json.dumps({"phase": self.phase_at(self.step - 1).name, **row}) + "\n")
 
 
 def _parse_mask_choice(text: str) -> tuple[str, float]:

@@ -72,7 +72,8 @@ def restore_checkpoint(trainer: Trainer, state: dict[str, Any]) -> None:
     trainer.step = int(state["step"])
     trainer.wall_time = float(state["wall_time_s"])
     trainer.history = list(state["history"])
-    truncate_log(trainer.out_dir / LOG_FILE, trainer.step)
+    if trainer.ranks.main:
+        truncate_log(trainer.out_dir / LOG_FILE, trainer.step)
 
 
 def truncate_log(path: Path, step: int) -> None:
