@@ -1,4 +1,4 @@
-"""Poisson blending, GLCIC's post-processing (ARCHITECTURES.md §2; Pérez et al., SIGGRAPH 2003).
+"""Poisson blending, GLCIC's post-processing (docs/architectures.md §2; Pérez et al., SIGGRAPH 2003).
 
 The official `inpaint.lua` fills the hole by fast marching (OpenCV Telea, radius 1) and then
 Poisson-blends the network's fill into it with `cv2.seamlessClone`. seamlessClone is inexact (a

@@ -1,4 +1,4 @@
-"""Weights on disk: release files (generator only, 16-bit, metadata of DESIGN.md "Checkpoints"),
+"""Weights on disk: release files (generator only, 16-bit, metadata of docs/design.md "Checkpoints"),
 training checkpoints (everything needed to resume exactly) and `hf://` resolution.
 
 Nothing is ever unpickled: tensors live in safetensors files, everything else in JSON.

@@ -1,4 +1,4 @@
-"""The evaluation protocol of DESIGN.md ("Evaluation protocol", steps 1-4): fixed images, fixed
+"""The evaluation protocol of docs/design.md ("Evaluation protocol", steps 1-4): fixed images, fixed
 masks, composited uint8 fills, per-image metrics summarised as mean and standard error.
 
     images = load_eval_images("data/eval")

@@ -81,7 +81,7 @@ def _torch_device(device: torch.device | str) -> torch.device:
 
 
 def resolve_model(arch: str | None, weights: str | None, device: torch.device | str = "cpu") -> LoadedModel:
-    """DESIGN.md "Names": `--arch` alone loads its bundled weights, `--weights` alone its metadata's
+    """docs/design.md "Names": `--arch` alone loads its bundled weights, `--weights` alone its metadata's
     architecture, both must agree, neither means the default model (installed, else bundled).
     `--arch` loads an installed release of the architecture rather than the bundled one. A method on
     arrays (telea, ns, harmonic) comes back as an `ArrayMethod`, without importing torch."""

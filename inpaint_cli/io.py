@@ -1,4 +1,4 @@
-"""Reading and writing images and masks, and pairing images with their masks (DESIGN.md, "Conventions").
+"""Reading and writing images and masks, and pairing images with their masks (docs/design.md "Conventions").
 
 Images are decoded once into a `LoadedImage`: RGB pixels for the networks plus whatever is needed to
 write the result back in the input's own representation (greyscale, palette, alpha, 16-bit), so that
@@ -305,7 +305,7 @@ def read_image(path: str | os.PathLike[str]) -> LoadedImage:
 
 
 def read_mask(path: str | os.PathLike[str], *, invert: bool = False) -> np.ndarray:
-    """A mask file as bool H x W, True = hole (DESIGN.md "Conventions").
+    """A mask file as bool H x W, True = hole (docs/design.md "Conventions").
 
     Images with an alpha channel (RGBA, LA): alpha < 128 is a hole, so a fully opaque one is an
     empty mask. Palette images follow the same rule when some pixel is transparent. Others:
@@ -468,7 +468,7 @@ def _save_options(image: LoadedImage, file_format: str, quality: int, pil: Image
         options["quality"] = quality
     elif file_format == "WEBP":
         # Lossless, and `exact` keeps the colour under fully transparent pixels, which libwebp
-        # otherwise discards: the known-pixel guarantee (DESIGN.md, "One interface") holds.
+        # otherwise discards: the known-pixel guarantee (docs/design.md "One interface") holds.
         options.update(lossless=True, exact=True)
     if "transparency" in pil.info and file_format == "PNG":
         options["transparency"] = pil.info["transparency"]

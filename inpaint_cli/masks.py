@@ -1,11 +1,11 @@
-"""Masks from rectangles and from the generators of the papers (DESIGN.md "Evaluation protocol" step 2).
+"""Masks from rectangles and from the generators of the papers (docs/design.md "Evaluation protocol" step 2).
 
 Every mask is a bool H x W array, True = hole. A kind is a name with optional parameters after a
 colon ("irregular:20-30"). Evaluation kinds have fixed ids for `eval_rng` (never renumber; new kinds
 take new numbers). Each paper's training holes live in its file under `archs/` (`ArchSpec.
 training_masks`), built from the helpers here, and `draw_mask` draws them by name too. Sizes written
 for 256 x 256 in the papers scale with the image side S = min(H, W) relative to 256
-(ARCHITECTURES.md §1-§4, §7).
+(docs/architectures.md §1-§4, §7).
 """
 
 from __future__ import annotations
@@ -185,7 +185,7 @@ def place_rect(height: int, width: int, top: int, left: int, rect_h: int, rect_w
 
 
 def _box(rng: np.random.Generator, height: int, width: int, parameters: str) -> np.ndarray:
-    """The protocol's box: sides in [ceil(S/4), floor(S/2)], placed uniformly (DESIGN.md step 2)."""
+    """The protocol's box: sides in [ceil(S/4), floor(S/2)], placed uniformly (docs/design.md "Evaluation protocol" step 2)."""
     no_parameters("box", parameters)
     side = side_of(height, width)
     box_w, box_h = rng.integers(-(-side // 4), side // 2 + 1, size=2)  # -(-a // b) = ceil(a / b)
@@ -195,7 +195,7 @@ def _box(rng: np.random.Generator, height: int, width: int, parameters: str) -> 
 
 
 def center(rng: np.random.Generator, height: int, width: int, parameters: str) -> np.ndarray:
-    """The centred square of side S/2 (Context Encoder's centre region, ARCHITECTURES.md §1)."""
+    """The centred square of side S/2 (Context Encoder's centre region, docs/architectures.md §1)."""
     no_parameters("center", parameters)
     side = side_of(height, width) // 2
     return place_rect(height, width, (height - side) // 2, (width - side) // 2, side, side)
@@ -265,7 +265,7 @@ def _irregular(rng: np.random.Generator, height: int, width: int, parameters: st
 
 
 def brush_strokes(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
-    """DeepFill v2's `brush_stroke_mask` (ARCHITECTURES.md §4), widths scaled by S / 256."""
+    """DeepFill v2's `brush_stroke_mask` (docs/architectures.md §4), widths scaled by S / 256."""
     canvas = np.zeros((height, width), dtype=np.uint8)
     mean_angle, angle_range = 2 * math.pi / 5, 2 * math.pi / 15
     average_radius = math.sqrt(height * height + width * width) / 8
@@ -329,7 +329,7 @@ class LamaMaskConfig:
     max_tamper_area: float  # masks covering more are redrawn (gen_mask_dataset.py)
 
 
-# ARCHITECTURES.md §7 table: configs/data_gen/random_*_256.yaml (LaMa's training holes, from
+# docs/architectures.md §7 table: configs/data_gen/random_*_256.yaml (LaMa's training holes, from
 # data/abl-04-256-mh-dist.yaml, are `inpaint_cli.archs.lama.LAMA_TRAIN`).
 LAMA_CONFIGS: dict[str, LamaMaskConfig] = {
     "lama-thin": LamaMaskConfig(LamaStrokes(4, 50, 10, 40), None, 0.5),
@@ -393,7 +393,7 @@ def lama_kind(kind: str, config: LamaMaskConfig) -> MaskGenerator:
                 return mask
         raise InpaintError(f"{kind}: could not draw a mask at {width}x{height}")
 
-    draw.__doc__ = f"LaMa {kind} masks (ARCHITECTURES.md §7): {config}"
+    draw.__doc__ = f"LaMa {kind} masks (docs/architectures.md §7): {config}"
     return draw
 
 

@@ -1,4 +1,4 @@
-"""Per-image quality metrics of the evaluation protocol (DESIGN.md, "Evaluation protocol", step 4).
+"""Per-image quality metrics of the evaluation protocol (docs/design.md "Evaluation protocol", step 4).
 
 Every metric takes the original and the filled image as float RGB arrays (H x W x 3, values in
 [0, 1]) and the hole (bool H x W, True = hole), and returns one float. Computation is in float64.

@@ -1,4 +1,4 @@
-"""Releasing a trained export into a bundled-weights folder (DESIGN.md "Checkpoints", "Names").
+"""Releasing a trained export into a bundled-weights folder (docs/design.md "Checkpoints", "Names").
 
 A release is measured on the exported file beside Telea and Navier-Stokes (and the harmonic
 baseline, for context) on the evaluation protocol; the table is stamped into the file's `eval_json` metadata and the manifest, and the

@@ -1,4 +1,4 @@
-"""AOT-GAN: AOT block, generator, SM-PatchGAN and recipe (ARCHITECTURES.md §6)."""
+"""AOT-GAN: AOT block, generator, SM-PatchGAN and recipe (docs/architectures.md §6)."""
 
 from __future__ import annotations
 

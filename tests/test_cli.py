@@ -1,7 +1,7 @@
 """End-to-end tests of the `inpaint` command line, run as subprocesses (`python -m inpaint_cli`).
 
 Covers GitHub issue 2's "Bad input" list (each: one `error: ...` line on stderr, exit 1, no
-traceback, no partial output) and the main flows of DESIGN.md: fill with masks, rectangles and
+traceback, no partial output) and the main flows of docs/design.md: fill with masks, rectangles and
 folders; weights files; `models`, `eval`, `masks` and `--help`. Images are 64 x 80 so that each
 subprocess costs little more than Python's and torch's start-up.
 """
@@ -23,7 +23,7 @@ from PIL import Image
 
 HEIGHT, WIDTH = 64, 80
 MAGENTA = (255, 0, 255)  # painted into holes, so that a fill must change them
-GLCIC_PAPER_PARAMETERS = 6_072_131  # ARCHITECTURES.md §2, Table 1
+GLCIC_PAPER_PARAMETERS = 6_072_131  # docs/architectures.md §2 (paper Table 1)
 
 
 # --------------------------------------------------------------------------------------- helpers

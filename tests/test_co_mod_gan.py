@@ -1,5 +1,5 @@
 """Co-ModGAN: counts of the official TF networks, co-modulated stochastic fills, the recipe
-(ARCHITECTURES.md §8, §11)."""
+(docs/architectures.md §8, §11)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Context Encoder (ARCHITECTURES.md §1): paper parameter counts, the channel-wise FC layer, the
+"""Context Encoder (docs/architectures.md §1): paper parameter counts, the channel-wise FC layer, the
 window it returns, the overlap-weighted L2, the discriminator's input and a short training run."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Contextual attention (ARCHITECTURES.md §3 steps 1-8): against a straight port of the official
+"""Contextual attention (docs/architectures.md §3 steps 1-8): against a straight port of the official
 full-matrix computation, exact under any tiling, and the two behaviours the paper describes
 (copying from a matching background region, self-reconstruction). Also the flow colour wheel."""
 

@@ -1,4 +1,4 @@
-"""DeepFill v1 and v2 (ARCHITECTURES.md §3, §4): paper parameter counts, shapes at several sizes,
+"""DeepFill v1 and v2 (docs/architectures.md §3, §4): paper parameter counts, shapes at several sizes,
 the gated convolution, spatial discounting, the local critic's patch, and short training runs."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The evaluation protocol (DESIGN.md, "Evaluation protocol"): images, masks, composited scores."""
+"""The evaluation protocol (docs/design.md "Evaluation protocol"): images, masks, composited scores."""
 
 from __future__ import annotations
 

@@ -66,7 +66,7 @@ def test_poisson_blend_keeps_known_pixels(smooth_image):
 
 def test_auto_blend_is_the_architectures_own_post_processing(smooth_image):
     hole = _two_holes(smooth_image)
-    auto = Inpainter(_glcic(), "cpu")  # GLCIC's paper blends its fills (ARCHITECTURES.md §2)
+    auto = Inpainter(_glcic(), "cpu")  # GLCIC's paper blends its fills (docs/architectures.md §2)
     plain = Inpainter(_glcic(), "cpu", FillOptions(blend="none"))
     assert (auto.blend, auto.label, plain.blend, plain.label) == ("poisson", "glcic + poisson", "none", "glcic")
     poisson = Inpainter(_glcic(), "cpu", FillOptions(blend="poisson"))

@@ -1,4 +1,4 @@
-"""GLCIC (ARCHITECTURES.md §2): parameter counts, shapes, the hole-centred local patch."""
+"""GLCIC (docs/architectures.md §2): parameter counts, shapes, the hole-centred local patch."""
 
 import dataclasses
 

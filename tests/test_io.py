@@ -1,4 +1,4 @@
-"""Reading, filling and writing images and masks (DESIGN.md "Conventions")."""
+"""Reading, filling and writing images and masks (docs/design.md "Conventions")."""
 
 from __future__ import annotations
 

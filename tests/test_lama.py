@@ -1,4 +1,4 @@
-"""LaMa: Fourier convolutions, generator, NLayer discriminator and recipe (ARCHITECTURES.md §7)."""
+"""LaMa: Fourier convolutions, generator, NLayer discriminator and recipe (docs/architectures.md §7)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Co-ModGAN and MAT train through the real loop at their tiny fixed size, export, and the export
-fills only hole pixels, differently for each seed (ARCHITECTURES.md §8, §9)."""
+fills only hole pixels, differently for each seed (docs/architectures.md §8, §9)."""
 
 from __future__ import annotations
 

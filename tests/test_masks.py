@@ -1,4 +1,4 @@
-"""Masks from rectangles and generators (DESIGN.md "Evaluation protocol" 2; ARCHITECTURES.md §1-4, §7)."""
+"""Masks from rectangles and generators (docs/design.md "Evaluation protocol" step 2; docs/architectures.md §1-§4, §7)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """MAT: counts of the official networks, official tensor names, mask-aware attention, seeded
-two-stage fills, the two-head recipe (ARCHITECTURES.md §9, §11)."""
+two-stage fills, the two-head recipe (docs/architectures.md §9, §11)."""
 
 from __future__ import annotations
 

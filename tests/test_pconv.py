@@ -1,4 +1,4 @@
-"""Partial convolution, the PConv U-Net and its training recipe (ARCHITECTURES.md §5)."""
+"""Partial convolution, the PConv U-Net and its training recipe (docs/architectures.md §5)."""
 
 from __future__ import annotations
 

@@ -65,7 +65,7 @@ def test_learned_architectures_have_tiny_paper_and_default_configs(arch):
     assert spec.recipe is not None
     assert (critics_for(spec, spec.config("tiny")) is None) == (arch == "pconv")  # PConv has no critic
     module = inspect.getmodule(spec.build_generator)
-    assert "ARCHITECTURES.md §" in module.__doc__  # each file cites its reference section
+    assert "docs/architectures.md §" in module.__doc__  # each file cites its reference section
 
 
 @pytest.mark.slow
@@ -105,7 +105,7 @@ def test_tiny_forward_backward_keeps_shape_and_range(arch):
     output = model.inpaint(image, mask)
     assert output.shape == (2, 3, side, side)
     assert output.min() >= 0 and output.max() <= 1
-    # uncomposited (DESIGN.md "One interface"): `fill.py` composites, and `--blend poisson` needs
+    # uncomposited (docs/design.md "One interface"): `fill.py` composites, and `--blend poisson` needs
     # the network's own pixels around the hole to see the seam it removes
     assert not torch.equal(output * (1 - mask), image * (1 - mask))
     output.mean().backward()

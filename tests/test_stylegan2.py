@@ -1,4 +1,4 @@
-"""StyleGAN2 blocks and losses shared by Co-ModGAN and MAT (ARCHITECTURES.md §S), against values
+"""StyleGAN2 blocks and losses shared by Co-ModGAN and MAT (docs/architectures.md §S), against values
 worked out by hand."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""What DeepFill v1 (Yu et al., CVPR 2018) and v2 (Yu et al., ICCV 2019) share (ARCHITECTURES.md
+"""What DeepFill v1 (Yu et al., CVPR 2018) and v2 (Yu et al., ICCV 2019) share (docs/architectures.md
 §3, §4): the coarse-to-fine generator, parameterised by its convolution block, the recipe base of
 both, v1's bbox training holes (v2 unites them with strokes) and v1's spatially discounted loss
 weights.
@@ -113,7 +113,7 @@ def _near_hole(mask: torch.Tensor) -> torch.Tensor:
 
 
 class CoarseToFineInpainter(nn.Module):
-    """DeepFill's two-stage generator (ARCHITECTURES.md §3 tables; §4 with gated blocks).
+    """DeepFill's two-stage generator (docs/architectures.md §3 tables; §4 with gated blocks).
 
     Stage 1 (coarse) sees `cat(x_in, ones, mask)`; stage 2 sees the composite of its output with
     the known pixels (plus ones and mask where `refine_with_mask`, as in v1) in two branches, a
@@ -199,7 +199,7 @@ class CoarseToFineInpainter(nn.Module):
         return {"coarse": self._channel_order(coarse), "refined": self._channel_order(refined)}
 
     def inpaint(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """The refined image over the whole frame, uncomposited, in [0, 1] (DESIGN.md "One
+        """The refined image over the whole frame, uncomposited, in [0, 1] (docs/design.md "One
         interface"): `fill.py` composites, and `--blend poisson` needs the network's own pixels
         around the hole to find the seam it removes."""
         return self._fill(image, mask)[0]

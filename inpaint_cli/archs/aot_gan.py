@@ -1,5 +1,5 @@
 """AOT-GAN: Aggregated Contextual Transformations for High-Resolution Image Inpainting (Zeng, Fu,
-Chao, Guo, IEEE TVCG 2022). ARCHITECTURES.md §6.
+Chao, Guo, IEEE TVCG 2022). docs/architectures.md §6.
 
 An encoder (7x7, then two 4x4 stride-2 convs), a stack of AOT blocks (`layers.aot_block`: dilated
 branches at rates 1, 2, 4, 8, fused and mixed with the input through a learned gate) and a decoder

@@ -1,6 +1,6 @@
 """Co-ModGAN: Large Scale Image Completion via Co-Modulated Generative Adversarial Networks (Zhao,
 Cui, Sheng, Dong, Liang, Chang, Xu, ICLR 2021; official TF code `zsyzzsoft/co-mod-gan`,
-`training/co_mod_gan.py`). ARCHITECTURES.md §8, blocks in `layers.stylegan2` (§S).
+`training/co_mod_gan.py`). docs/architectures.md §8, blocks in `layers.stylegan2` (§S).
 
 A StyleGAN2 "skip" generator made image-conditional: an encoder turns `cat[m - 0.5, x * m]`
 (m = 1 known, x in [-1, 1]) into skip features E[r] and a global code `x_global` (FC 16 C -> 2 C,

@@ -1,5 +1,5 @@
 """Context Encoder (Pathak, Krähenbühl, Donahue, Darrell, Efros, "Context Encoders: Feature
-Learning by Inpainting", CVPR 2016; ARCHITECTURES.md §1).
+Learning by Inpainting", CVPR 2016; docs/architectures.md §1).
 
 An encoder-decoder regresses the missing pixels of a fixed-size window whose hole is filled with
 the mean colour: strided 4 x 4 convolutions down to 4 x 4, a 4000-d bottleneck (a full 4 x 4

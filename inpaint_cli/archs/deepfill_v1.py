@@ -1,5 +1,5 @@
 """DeepFill v1 (Yu, Lin, Yang, Shen, Lu, Huang, "Generative Image Inpainting with Contextual
-Attention", CVPR 2018; ARCHITECTURES.md §3).
+Attention", CVPR 2018; docs/architectures.md §3).
 
 A coarse dilated encoder-decoder, then a refinement network whose two branches (dilated convs and
 contextual attention) are merged; plain convolutions with ELU, outputs clipped to [-1, 1], input

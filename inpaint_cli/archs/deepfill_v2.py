@@ -1,5 +1,5 @@
 """DeepFill v2 (Yu, Lin, Yang, Shen, Lu, Huang, "Free-Form Image Inpainting with Gated
-Convolution", ICCV 2019; ARCHITECTURES.md §4).
+Convolution", ICCV 2019; docs/architectures.md §4).
 
 DeepFill v1's coarse-to-fine generator and contextual attention with every convolution gated
 (`inpaint_cli.archs._deepfill` with `GatedConv2d`: output = half the conv width), tanh outputs and

@@ -1,5 +1,5 @@
 """GLCIC: Globally and Locally Consistent Image Completion (Iizuka, Simo-Serra, Ishikawa,
-SIGGRAPH 2017). ARCHITECTURES.md §2.
+SIGGRAPH 2017). docs/architectures.md §2.
 
 A fully convolutional completion network (Table 1: down x4, four dilated convs, up) fills a
 mean-filled image plus its mask channel; a global (Table 2) and a local (Table 3) context
@@ -234,6 +234,6 @@ SPECS = (
         default_config="half-l1",  # the bundled weights' config (weights/README.md)
         recipe=GLCICRecipe,
         training_masks={"glcic-box": glcic_box},
-        post_processing="poisson",  # fast marching, then Poisson blending (§2 I/O conventions)
+        post_processing="poisson",  # fast marching, then Poisson blending (docs/architectures.md §2 I/O conventions)
     ),
 )

@@ -1,5 +1,5 @@
 """LaMa: Resolution-robust Large Mask Inpainting with Fourier Convolutions (Suvorov et al., WACV
-2022). ARCHITECTURES.md §7.
+2022). docs/architectures.md §7.
 
 A ResNet-style generator (official `FFCResNetGenerator`): a 7x7 stem and three stride-2 3x3 convs,
 the last of which splits the features into a local quarter and a global three quarters; then
@@ -173,7 +173,7 @@ class LaMaRecipe(TrainingRecipe):
         return loss, logs
 
 
-#: LaMa's training holes (ARCHITECTURES.md §7, data/abl-04-256-mh-dist.yaml): the thick strokes,
+#: LaMa's training holes (docs/architectures.md §7, data/abl-04-256-mh-dist.yaml): the thick strokes,
 #: boxes as likely as strokes, up to four of them, any covered share
 LAMA_TRAIN = LamaMaskConfig(LamaStrokes(1, 5, 100, 200), LamaBoxes(1.0, 10, 30, 150, 1, 4), 1.0)
 

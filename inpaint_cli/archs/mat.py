@@ -1,5 +1,5 @@
 """MAT: Mask-Aware Transformer for Large Hole Image Inpainting (Li, Lin, Zhou, Qi, Wang, Jia,
-CVPR 2022; official code `fenglinglwb/MAT`, `networks/mat.py`). ARCHITECTURES.md §9, blocks in
+CVPR 2022; official code `fenglinglwb/MAT`, `networks/mat.py`). docs/architectures.md §9, blocks in
 `layers.stylegan2` (§S).
 
 Two stages on `cat[m - 0.5, x * m]` (m = 1 known, x in [-1, 1]):

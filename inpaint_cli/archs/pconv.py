@@ -1,5 +1,5 @@
 """Partial Convolutions: Image Inpainting for Irregular Holes (Liu et al., ECCV 2018).
-ARCHITECTURES.md §5.
+docs/architectures.md §5.
 
 A U-Net whose every convolution is a partial convolution (`layers.partial_conv`): the encoder halves
 the resolution at each of its `levels` stages (kernels 7, 5, 5, 3...), the decoder upsamples

@@ -1,5 +1,5 @@
 """Aggregated contextual-transformation (AOT) block (Zeng et al., IEEE TVCG 2022; official
-`src/model/aotgan.py`; ARCHITECTURES.md §6).
+`src/model/aotgan.py`; docs/architectures.md §6).
 
 The block splits its transform into one dilated 3x3 branch per rate, concatenates the branches,
 fuses them with a 3x3 conv and mixes the result with its input through a learned spatial gate:

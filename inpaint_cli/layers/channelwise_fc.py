@@ -1,4 +1,4 @@
-"""Channel-wise fully connected layer (Pathak et al., CVPR 2016, §3.1; ARCHITECTURES.md §1).
+"""Channel-wise fully connected layer (Pathak et al., CVPR 2016, §3.1; docs/architectures.md §1).
 
 Each of the m feature maps (n x n) is flattened and multiplied by its own n^2 x n^2 matrix, with
 no connection across channels: m * n^4 weights instead of a full FC layer's m^2 * n^4. The paper

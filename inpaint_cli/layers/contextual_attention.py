@@ -1,5 +1,5 @@
 """Contextual attention (Yu et al., "Generative Image Inpainting with Contextual Attention",
-CVPR 2018, §3.2; ARCHITECTURES.md §3, steps 1-8) and the flow colour wheel that shows where it
+CVPR 2018, §3.2; docs/architectures.md §3, steps 1-8) and the flow colour wheel that shows where it
 looked.
 
 Every position of a feature map is rebuilt from the known ("background") 3 x 3 patches of the same

@@ -1,5 +1,5 @@
 """Square patches centred on each sample's hole: the local critics' input (GLCIC's local
-discriminator, ARCHITECTURES.md §2; DeepFill v1's local critic, §3)."""
+discriminator, docs/architectures.md §2; DeepFill v1's local critic, §3)."""
 
 from __future__ import annotations
 

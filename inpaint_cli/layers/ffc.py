@@ -1,5 +1,5 @@
 """Fast Fourier Convolution (Chi et al., NeurIPS 2020) as used by LaMa (Suvorov et al., WACV 2022;
-official `saicinpainting/training/modules/ffc.py`; ARCHITECTURES.md §7).
+official `saicinpainting/training/modules/ffc.py`; docs/architectures.md §7).
 
 Features travel as a pair `(local, global)`: `ratio_out` of the output channels form the global
 part. Local-to-local, local-to-global and global-to-local paths are plain 3x3 convs (reflect

@@ -1,5 +1,5 @@
 """Gated convolution (Yu et al., "Free-Form Image Inpainting with Gated Convolution", ICCV 2019;
-ARCHITECTURES.md §4).
+docs/architectures.md §4).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Partial convolution (Liu et al., ECCV 2018; NVIDIA `models/partialconv2d.py`; ARCHITECTURES.md §5).
+"""Partial convolution (Liu et al., ECCV 2018; NVIDIA `models/partialconv2d.py`; docs/architectures.md §5).
 
 The convolution sees only valid pixels: its input is multiplied by the validity mask, the response
 is re-scaled by `window size / number of valid entries under the window`, and the mask is updated

@@ -1,7 +1,7 @@
 """PatchGAN discriminators (Isola et al., CVPR 2017): a stack of 4x4 convs + LeakyReLU(0.2) ending in
 a 1-channel 4x4 conv that outputs a map of logits, one per overlapping patch.
 
-Two inpainting variants share this structure (ARCHITECTURES.md §6, §7):
+Two inpainting variants share this structure (docs/architectures.md §6, §7):
 
 - AOT-GAN's SM-PatchGAN: strides 2, 2, 2, 1, padding 1, spectral norm on every stage, no bias.
 - LaMa's pix2pixHD `NLayerDiscriminator`: strides 2, 2, 2, 2, 1, padding 2, BatchNorm on every

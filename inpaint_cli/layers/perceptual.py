@@ -1,4 +1,4 @@
-"""Frozen ImageNet backbones behind the perceptual losses (ARCHITECTURES.md §5, §6, §7); the
+"""Frozen ImageNet backbones behind the perceptual losses (docs/architectures.md §5, §6, §7); the
 losses themselves are `inpaint_cli.losses.perceptual`.
 
 - `VGGFeatures("vgg16")`: the convolutional part of VGG16 (Simonyan & Zisserman, ICLR 2015), for

@@ -1,5 +1,5 @@
 """StyleGAN2 building blocks shared by Co-ModGAN and MAT (Karras et al., CVPR 2020; the NVIDIA
-StyleGAN2-ADA PyTorch code that MAT's `networks/basic_module.py` builds on; ARCHITECTURES.md §S).
+StyleGAN2-ADA PyTorch code that MAT's `networks/basic_module.py` builds on; docs/architectures.md §S).
 
 - Equalised learning rate: a stored weight is N(0, 1) / lr_mul and is used as
   `W * lr_mul / sqrt(fan_in)` (biases `b * lr_mul`), so stored tensors are not plain conv weights.

@@ -1,5 +1,5 @@
 """Per-pixel reconstruction penalties: the squared error of Context Encoder and GLCIC
-(ARCHITECTURES.md §1, §2), or the absolute error of the later papers (DeepFill, LaMa), which
+(docs/architectures.md §1, §2), or the absolute error of the later papers (DeepFill, LaMa), which
 those two recipes offer as a config choice."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The StyleGAN2 training objective as Co-ModGAN and MAT use it (Karras et al., CVPR 2020;
-StyleGAN2-ADA `training/loss.py`, MAT `losses/loss.py`; ARCHITECTURES.md §S, §8.4, §9.5).
+StyleGAN2-ADA `training/loss.py`, MAT `losses/loss.py`; docs/architectures.md §S, §8.4, §9.5).
 
 - Non-saturating logistic loss: G `softplus(-D(fake))`, D `softplus(D(fake)) + softplus(-D(real))`
   (the BCE losses of `losses.adversarial`, which are exactly these).
