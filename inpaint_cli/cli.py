@@ -57,6 +57,8 @@ def fill(
     max_side: Annotated[int, typer.Option("--max-side", min=1, help="Longer side a model fills in one piece (auto/resize).")] = 1024,
     dilate: Annotated[int, typer.Option("--dilate", min=0, metavar="N", help=DILATE_HELP)] = 0,
     feather: Annotated[int, typer.Option("--feather", min=0, metavar="N", help=FEATHER_HELP)] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of a fill's random draws (patchmatch's search; MAT's and Co-ModGAN's z and noise): another seed, another fill.")] = 0,
+    truncation: Annotated[Optional[float], typer.Option("--truncation", metavar="PSI", help="MAT, Co-ModGAN: truncation psi of the style code, 0 (the average) to 1 [default: the official inference's, 1].")] = None,
     device: Annotated[str, typer.Option("--device", help=DEVICE_HELP)] = "auto",
     quality: Annotated[int, typer.Option("--quality", min=1, max=100, help="JPEG/WebP quality. A JPEG output is re-encoded, so its known pixels change slightly; PNG, TIFF, BMP keep them bit for bit.")] = 95,
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders of a folder input.")] = False,
@@ -87,7 +89,8 @@ def fill(
     loaded = resolve_model(arch, weights, device)
     if weights is None and loaded.path is not None:  # --arch or the default model: say which file
         stderr.print(f"using {loaded.path}", markup=False)
-    inpainter = Inpainter(loaded, device, FillOptions(strategy, blend, max_side, dilate=dilate, feather=feather))
+    inpainter = Inpainter(loaded, device, FillOptions(strategy, blend, max_side, dilate=dilate, feather=feather, seed=seed,
+                                                         truncation=truncation))
 
     def report(written) -> None:
         if as_json:
@@ -111,7 +114,13 @@ def eval_command(
     weights: Annotated[list[str], typer.Option("--weights", "-w", help="Weights file or hf:// path to compare (repeatable; labelled by file stem).")] = [],
     data: Annotated[Optional[Path], typer.Option("--data", help="Folder of images (recursive). Default: $INPAINT_DATA/eval (INPAINT_DATA: the data folder).")] = None,
     mask_sets: Annotated[list[str], typer.Option("--masks", help="Mask set (repeatable): a generator (box, center, irregular[:LO-HI], freeform, lama-thin, lama-medium, lama-thick) or a folder of mask files. Each gets its own table.")] = [],
-    metric: Annotated[list[str], typer.Option("--metric", help="l1, l2, psnr, ssim (repeatable); hole_l1 is always reported.")] = [],
+    metric: Annotated[list[str], typer.Option("--metric", help="l1, l2, psnr, ssim, lpips (per image); fid, pids, uids (per set) (repeatable); hole_l1 is always reported.")] = [],
+    backbones: Annotated[Optional[Path], typer.Option("--backbones", help="Folder of the metric networks' files by their published names (default: $INPAINT_BACKBONES); nothing is downloaded.")] = None,
+    inception: Annotated[Optional[Path], typer.Option("--inception", help="pytorch-fid's pt_inception-2015-12-05-6726825d.pth (fid, pids, uids), if not in --backbones.")] = None,
+    lpips_backbone: Annotated[Optional[Path], typer.Option("--lpips-backbone", help="torchvision's AlexNet (or VGG16) ImageNet file for lpips, if not in --backbones.")] = None,
+    lpips_linear: Annotated[Optional[Path], typer.Option("--lpips-linear", help="lpips' alex.pth (or vgg.pth) linear layers, if not in --backbones.")] = None,
+    lpips_net: Annotated[Literal["alex", "vgg"], typer.Option("--lpips-net", help="The network lpips compares features of.")] = "alex",
+    repeat: Annotated[int, typer.Option("--repeat", min=1, metavar="K", help="Draw K masks per image (seeds --seed .. --seed+K-1): K times the fills for the set-level metrics.")] = 1,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the generated masks and of folder-mask assignment.")] = 0,
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Use only the first N images.")] = None,
     size: Annotated[int, typer.Option("--size", help="Images are resized (shorter side) and centre-cropped to this square.")] = 256,
@@ -132,6 +141,7 @@ def eval_command(
       inpaint eval --weights runs/glcic/glcic-half-l1.safetensors --masks box --masks masks/30-40
     """
     from inpaint_cli.evaluate import evaluate_methods, result_to_csv
+    from inpaint_cli.feature_metrics import Backbones
     from inpaint_cli.io import data_folder
 
     options.check_names(archs=arch, blend=blend, device=device)
@@ -141,7 +151,8 @@ def eval_command(
     with progress_bar(stderr, "evaluating", show=not as_json, unit="fills") as progress:
         result, count = evaluate_methods(arch, weights, data_dir, mask_sets or ["box", "irregular"], metric or ["psnr", "ssim"],
                                          seed=seed, limit=limit, size=size, blend=blend, device=device, save_dir=save_dir,
-                                         progress=progress, dilate=dilate, feather=feather)
+                                         progress=progress, dilate=dilate, feather=feather, repeat=repeat,
+                                         backbones=Backbones(backbones, inception, lpips_backbone, lpips_linear, lpips_net))
     if csv_path is not None:
         csv_path.write_text(result_to_csv(result))
     footer = f"{count} images from {data_dir} at {size}x{size}, seed {seed}; mean ± standard error"

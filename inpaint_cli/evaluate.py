@@ -12,6 +12,7 @@ classical baselines (step 5) and the learned models are wrapped by the CLI.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -374,6 +375,10 @@ def evaluate_methods(
     if limit is not None and limit < 1:
         raise InpaintError("--limit must be at least 1")
     loaded = [resolve_model(name, None, device) for name in archs] + [resolve_model(None, w, device) for w in weights]
+    if backbones is not None and device != "cpu":  # the metric networks run where the methods do
+        from inpaint_cli.devices import pick_device
+
+        backbones = dataclasses.replace(backbones, device=str(pick_device(device)))
     options = FillOptions(strategy="auto", blend=blend, max_side=max(size, 1024))
     inpainters = [Inpainter(model, device, options if model.spec.learned else FillOptions(seed=seed)) for model in loaded]
     images = load_eval_images(data_dir, size, limit)

@@ -127,7 +127,8 @@ class FillOptions:
     context: int = 64  # crop: pixels of context on each side of a hole region, at least
     dilate: int = 0  # grow the hole by this many pixels (a disk) before filling
     feather: int = 0  # soften the composite over this many pixels inside the (grown) hole's edge
-    seed: int = 0  # seeds torch's generator for each fill, for methods that draw (patchmatch)
+    seed: int = 0  # seeds each fill's draws: patchmatch's search; MAT's and Co-ModGAN's z and noise
+    truncation: float | None = None  # MAT, Co-ModGAN: the truncation psi of w (None: the official inference's)
     window_batch: int = 16  # fixed-size models: windows per forward pass (results do not depend on it)
 
 
@@ -206,6 +207,9 @@ class Inpainter:
             try:
                 if attention:
                     output, flow = self.model.inpaint_with_attention(image, mask)
+                elif getattr(self.model, "pluralistic", False):  # a fill drawn from z (MAT, Co-ModGAN)
+                    output, flow = self.model.inpaint(image, mask, seed=self.options.seed,
+                                                      truncation=self.options.truncation), None
                 else:
                     output, flow = self.model.inpaint(image, mask), None
             except ValueError as error:  # an input the architecture cannot take (archs raise ValueError)

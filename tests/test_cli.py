@@ -740,3 +740,17 @@ def test_release_evaluates_and_refuses_a_model_below_the_bar(tmp_path: Path) -> 
     missing = run_cli("release", random_weights, "--to", weights, "--data", data, "--irregular", tmp_path / "none", cwd=tmp_path)
     assert_user_error(missing, "mask folder not found")
     assert_user_error(run_cli("release", random_weights, "--to", weights, "--blend", "soft", cwd=tmp_path), "unknown --blend 'soft'")
+
+
+def test_eval_set_metrics_need_their_backbone_file(tmp_path: Path) -> None:
+    """`--metric fid` with a --backbones folder that lacks Inception's file: one line naming the
+    file, before any fill is written."""
+    data = tmp_path / "eval"
+    data.mkdir()
+    save(data / "a.png", smooth_photo(0, 72, 90))
+    empty, save_dir = tmp_path / "backbones", tmp_path / "saved"
+    empty.mkdir()
+    result = run_cli("eval", "--arch", "telea", "--data", data, "--masks", "box", "--size", "64", "--metric", "fid",
+                     "--backbones", empty, "--repeat", "2", "--save-dir", save_dir, cwd=tmp_path)
+    assert_user_error(result, "pt_inception-2015-12-05-6726825d.pth", str(empty))
+    assert not save_dir.exists()

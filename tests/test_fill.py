@@ -186,3 +186,27 @@ def test_bad_options_are_user_errors():
         Inpainter(_glcic(), "cpu", FillOptions(strategy="tiles"))
     with pytest.raises(InpaintError, match="blend"):
         Inpainter(_glcic(), "cpu", FillOptions(blend="alpha"))
+
+
+def test_pluralistic_fills_follow_the_seed_and_the_truncation(smooth_image):
+    """MAT draws its fill from z: `FillOptions.seed` fixes it (same seed, same fill; another seed,
+    another fill) and `truncation` reaches the mapping (psi 0: every seed gives w's average)."""
+    spec = get_arch("mat")
+    torch.manual_seed(0)
+    model = spec.build_generator(spec.config("mat-tiny-128")).eval()
+    for name, buffer in model.named_buffers():
+        if name.endswith("w_avg"):  # an average style away from zero, as a trained network has
+            buffer.normal_()
+    loaded = LoadedModel(model, spec, "mat-tiny-128", "mat", {})
+    image = np.vstack([smooth_image, smooth_image[::-1][:32]])  # 128 x 128
+    hole = np.zeros((128, 128), bool)
+    hole[40:90, 30:100] = True
+
+    def fill(**options) -> np.ndarray:
+        return Inpainter(loaded, "cpu", FillOptions(blend="none", **options)).fill(image, hole)[0]
+
+    first, again, other = fill(seed=1), fill(seed=1), fill(seed=2)
+    assert np.array_equal(first, again)
+    assert np.abs(first.astype(int) - other.astype(int))[hole].max() > 0
+    assert np.array_equal(first[~hole], image[~hole])
+    assert np.abs(fill(seed=1, truncation=0.0).astype(int) - first.astype(int))[hole].max() > 0
