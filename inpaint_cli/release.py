@@ -25,8 +25,9 @@ from inpaint_cli.weights import read_manifest, weights_dir, write_manifest
 
 BASELINES = ("telea", "ns")
 #: classical methods shown beside the model for context, not part of the bar: the membrane
-#: interpolant is what a Poisson-blended fill (GLCIC's post-processing) gives with no network at all
-REFERENCES = ("harmonic",)
+#: interpolant is what a Poisson-blended fill (GLCIC's post-processing) gives with no network at all,
+#: and patchmatch the exemplar-based fill that copies texture (Barnes et al. 2009)
+REFERENCES = ("harmonic", "patchmatch")
 BAR_METRICS = ("psnr", "ssim", "hole_l1")
 #: sections every bundled model must win on every bar metric (issue 5)
 BUNDLE_SECTIONS = ("box", "30-40")
