@@ -30,10 +30,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from inpaint_cli.archs.base import ArchSpec, InpaintModel, Phase, TrainingRecipe, TrainOptions
+from inpaint_cli.archs._stylegan import StyleInpainter
+from inpaint_cli.archs.base import ArchSpec, Phase, TrainingRecipe, TrainOptions
 from inpaint_cli.losses.adversarial import bce_discriminator_loss, bce_generator_loss
 from inpaint_cli.layers.stylegan2 import (
-    ChannelsLastSafe,
     Conv2dLayer,
     FullyConnectedLayer,
     MappingNetwork,
@@ -43,7 +43,6 @@ from inpaint_cli.layers.stylegan2 import (
     ToRGB,
     mix_styles,
     resolution_widths,
-    seeded_latents,
 )
 from inpaint_cli.losses.stylegan2 import ema_beta, lazy_adam_settings, r1_regularization
 
@@ -164,15 +163,9 @@ class CoModSynthesis(nn.Module):
         return image
 
 
-class CoModGANGenerator(ChannelsLastSafe, InpaintModel):
-    """Mapping + synthesis: 79,792,231 parameters in the paper config (512)."""
-
-    #: the official inference's truncation: none (psi = 1)
-    default_truncation = 1.0
-    #: the fill may pass `seed` and `truncation` to `inpaint` (a pluralistic model)
-    pluralistic = True
-    #: the official inference randomises the noise inputs (`randomize_noise=True`)
-    inference_noise = "random"
+class CoModGANGenerator(StyleInpainter):
+    """Mapping + synthesis: 79,792,231 parameters in the paper config (512). The official inference
+    randomises the noise inputs (`randomize_noise=True`) and does not truncate."""
 
     def __init__(self, config: CoModGANConfig) -> None:
         super().__init__()
@@ -195,19 +188,8 @@ class CoModGANGenerator(ChannelsLastSafe, InpaintModel):
         y = torch.cat([known - 0.5, image * known], dim=1)
         return self.synthesis(y, ws, noise_mode)
 
-    def inpaint(
-        self,
-        image: torch.Tensor,
-        mask: torch.Tensor,
-        *,
-        seed: int | None = None,
-        truncation: float | None = None,
-    ) -> torch.Tensor:
-        psi = self.default_truncation if truncation is None else truncation
-        with seeded_latents(seed, image.shape[0], self.config.z_dim, image.device) as z:
-            ws = self.mapping(z, psi, update_w_avg=False)
-            output = self(image * 2 - 1, 1 - mask, ws, self.inference_noise)
-        return ((output + 1) / 2).clamp(0, 1)
+    def synthesise(self, image, known, ws, noise_mode) -> torch.Tensor:
+        return self(image, known, ws, noise_mode)
 
 
 def build_discriminator(config: CoModGANConfig) -> ResnetDiscriminator:

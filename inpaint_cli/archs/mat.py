@@ -34,11 +34,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from inpaint_cli.archs.base import ArchSpec, InpaintModel, TrainOptions
+from inpaint_cli.archs._stylegan import StyleInpainter
+from inpaint_cli.archs.base import ArchSpec, TrainOptions
 from inpaint_cli.archs.co_mod_gan import CoModGANRecipe
 from inpaint_cli.layers.perceptual import VGGFeatures, optional_backbone
 from inpaint_cli.layers.stylegan2 import (
-    ChannelsLastSafe,
     Conv2dLayer,
     FullyConnectedLayer,
     MappingNetwork,
@@ -47,7 +47,6 @@ from inpaint_cli.layers.stylegan2 import (
     SynthesisBlock,
     ToRGB,
     resolution_widths,
-    seeded_latents,
 )
 from inpaint_cli.losses.stylegan2 import mat_perceptual_loss
 
@@ -439,14 +438,10 @@ class Synthesis(nn.Module):
         return output, coarse
 
 
-class MATGenerator(ChannelsLastSafe, InpaintModel):
-    """Mapping + both stages: 61,562,518 parameters in the paper config (512)."""
+class MATGenerator(StyleInpainter):
+    """Mapping + both stages: 61,562,518 parameters in the paper config (512). The official
+    inference (`generate_image.py --trunc 1`) does not truncate and uses the stored noise maps."""
 
-    #: the official inference's truncation (`generate_image.py --trunc 1`)
-    default_truncation = 1.0
-    #: the fill may pass `seed` and `truncation` to `inpaint` (a pluralistic model)
-    pluralistic = True
-    #: the official inference's noise at the training size: the stored maps
     inference_noise = "const"
 
     def __init__(self, config: MATConfig) -> None:
@@ -466,19 +461,8 @@ class MATGenerator(ChannelsLastSafe, InpaintModel):
     def forward(self, image, known, ws, noise_mode="random") -> tuple[torch.Tensor, torch.Tensor]:
         return self.synthesis(image, known, ws, noise_mode)
 
-    def inpaint(
-        self,
-        image: torch.Tensor,
-        mask: torch.Tensor,
-        *,
-        seed: int | None = None,
-        truncation: float | None = None,
-    ) -> torch.Tensor:
-        psi = self.default_truncation if truncation is None else truncation
-        with seeded_latents(seed, image.shape[0], self.config.z_dim, image.device) as z:
-            ws = self.mapping(z, psi, update_w_avg=False)
-            output, _ = self(image * 2 - 1, 1 - mask, ws, self.inference_noise)
-        return ((output + 1) / 2).clamp(0, 1)
+    def synthesise(self, image, known, ws, noise_mode) -> torch.Tensor:
+        return self(image, known, ws, noise_mode)[0]
 
 
 class MATDiscriminator(nn.Module):
