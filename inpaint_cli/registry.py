@@ -98,6 +98,14 @@ def array_generator(fill_array: ArrayFill) -> Callable[[Any], InpaintModel]:
     return partial(_array_inpainter, fill_array)
 
 
+def array_method_spec(name: str, title: str, order: int, fill_array: ArrayFill, config: Any) -> ArchSpec:
+    """The spec of a weight-free method on uint8 arrays (telea, ns, harmonic): one config, any
+    size, filled without torch."""
+    return ArchSpec(name=name, title=title, input_note="any H x W; uint8 RGB", build_generator=array_generator(fill_array),
+                    order=order, configs={"default": config}, default_config="default", learned=False,
+                    fill_array=fill_array)
+
+
 def _array_inpainter(fill_array: ArrayFill, config: Any) -> InpaintModel:
     from inpaint_cli.archs.base import ArrayInpainter
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from inpaint_cli.blend import poisson_blend
-from inpaint_cli.registry import ArchSpec, array_generator
+from inpaint_cli.registry import array_method_spec
 
 
 @dataclass(frozen=True)
@@ -23,16 +23,4 @@ def fill(config: HarmonicConfig, rgb8: np.ndarray, hole: np.ndarray) -> np.ndarr
     return poisson_blend(rgb8, np.zeros_like(rgb8), hole)
 
 
-SPECS = (
-    ArchSpec(
-        name="harmonic",
-        title="membrane interpolant (Poisson blending of a flat fill, Pérez et al. 2003)",
-        input_note="any H x W; uint8 RGB",
-        build_generator=array_generator(fill),
-        order=102,
-        configs={"default": HarmonicConfig()},
-        default_config="default",
-        learned=False,
-        fill_array=fill,
-    ),
-)
+SPECS = (array_method_spec("harmonic", "membrane interpolant (Poisson blending of a flat fill, Pérez et al. 2003)", 102, fill, HarmonicConfig()),)

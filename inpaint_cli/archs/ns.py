@@ -10,23 +10,11 @@ import cv2
 import numpy as np
 
 from inpaint_cli.archs.telea import OpenCVInpaintConfig, opencv_inpaint
-from inpaint_cli.registry import ArchSpec, array_generator
+from inpaint_cli.registry import array_method_spec
 
 
 def fill(config: OpenCVInpaintConfig, rgb8: np.ndarray, hole: np.ndarray) -> np.ndarray:
     return opencv_inpaint(rgb8, hole, config.radius, cv2.INPAINT_NS)
 
 
-SPECS = (
-    ArchSpec(
-        name="ns",
-        title="Bertalmio et al., CVPR 2001 (OpenCV INPAINT_NS)",
-        input_note="any H x W; uint8 RGB",
-        build_generator=array_generator(fill),
-        order=101,
-        configs={"default": OpenCVInpaintConfig()},
-        default_config="default",
-        learned=False,
-        fill_array=fill,
-    ),
-)
+SPECS = (array_method_spec("ns", "Bertalmio et al., CVPR 2001 (OpenCV INPAINT_NS)", 101, fill, OpenCVInpaintConfig()),)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from inpaint_cli.registry import ArchSpec, array_generator
+from inpaint_cli.registry import array_method_spec
 
 
 @dataclass(frozen=True)
@@ -31,16 +31,4 @@ def fill(config: OpenCVInpaintConfig, rgb8: np.ndarray, hole: np.ndarray) -> np.
     return opencv_inpaint(rgb8, hole, config.radius, cv2.INPAINT_TELEA)
 
 
-SPECS = (
-    ArchSpec(
-        name="telea",
-        title="Telea, J. Graphics Tools 2004 (OpenCV INPAINT_TELEA)",
-        input_note="any H x W; uint8 RGB",
-        build_generator=array_generator(fill),
-        order=100,  # after every learned architecture
-        configs={"default": OpenCVInpaintConfig()},
-        default_config="default",
-        learned=False,
-        fill_array=fill,
-    ),
-)
+SPECS = (array_method_spec("telea", "Telea, J. Graphics Tools 2004 (OpenCV INPAINT_TELEA)", 100, fill, OpenCVInpaintConfig()),)
