@@ -215,3 +215,28 @@ def test_precision_choices():
         autocast_dtype(cpu, "fp16")
     with pytest.raises(InpaintError, match="unknown precision"):
         autocast_dtype(cpu, "half")
+
+
+def test_unreadable_images_are_skipped_with_a_warning(image_folder, tmp_path):
+    """A text file named .png and a truncated JPEG among the pictures: each is skipped with a
+    warning naming it, and the run trains on (and records) the readable ones."""
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    for path in sorted(image_folder.iterdir())[:3]:
+        (folder / path.name).write_bytes(path.read_bytes())
+    (folder / "notes.png").write_text("not an image")
+    Image.open(image_folder / "p0.png").save(folder / "cut.jpg", quality=90)
+    (folder / "cut.jpg").write_bytes((folder / "cut.jpg").read_bytes()[:300])
+    with pytest.warns(UserWarning) as caught:
+        trainer = start_training(_settings(folder, tmp_path / "run", "glcic", steps=1))
+    messages = [str(warning.message) for warning in caught]
+    assert any("notes.png" in message for message in messages) and any("cut.jpg" in message for message in messages)
+    assert any("training on 3 of 5 images" in message for message in messages)
+    assert trainer.image_count == 3
+
+
+def test_a_size_the_network_cannot_take_is_refused_before_the_run_folder(image_folder, tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(InpaintError, match="multiples of 4.*--size 50"):
+        start_training(_settings(image_folder, out, "glcic", size=50))
+    assert not out.exists()

@@ -11,6 +11,7 @@ import json
 import multiprocessing
 import os
 import signal
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -39,12 +40,18 @@ def find_training_images(folders: Sequence[Path]) -> list[Path]:
     return images
 
 
-def _resized(path: Path, shorter_side: int) -> np.ndarray:
-    with Image.open(path) as image:
-        image = image.convert("RGB")
-        scale = shorter_side / min(image.size)
-        size = (max(shorter_side, round(image.width * scale)), max(shorter_side, round(image.height * scale)))
-        return np.asarray(image.resize(size, Image.Resampling.BICUBIC))
+def _resized(path: Path, shorter_side: int) -> np.ndarray | None:
+    """The image scaled so its shorter side is `shorter_side`; None (with a one-line warning) for a
+    file that cannot be decoded (not an image, truncated), so one bad file does not stop training."""
+    try:
+        with Image.open(path) as image:
+            image = image.convert("RGB")
+            scale = shorter_side / min(image.size)
+            size = (max(shorter_side, round(image.width * scale)), max(shorter_side, round(image.height * scale)))
+            return np.asarray(image.resize(size, Image.Resampling.BICUBIC))
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        warnings.warn(f"skipped {path}: not a readable image ({error})", stacklevel=2)
+        return None
 
 
 @dataclass
@@ -78,7 +85,13 @@ class ImageCache:
             pixels = np.fromfile(pixels_path, dtype=np.uint8)
             return cls(pixels, np.array(index["offsets"]), np.array(index["shapes"]))
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-            images = list(pool.map(lambda p: _resized(p, shorter_side), paths))
+            decoded = list(pool.map(lambda p: _resized(p, shorter_side), paths))
+        images = [image for image in decoded if image is not None]
+        if not images:
+            raise InpaintError(f"none of the {len(paths)} training images could be read")
+        if len(images) < len(paths):
+            warnings.warn(f"training on {len(images)} of {len(paths)} images ({len(paths) - len(images)} unreadable)",
+                          stacklevel=2)
         shapes = np.array([image.shape for image in images])
         offsets = np.concatenate([[0], np.cumsum([image.size for image in images])[:-1]])
         pixels = np.concatenate([image.reshape(-1) for image in images])

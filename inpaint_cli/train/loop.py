@@ -142,6 +142,10 @@ class Trainer:
             raise InpaintError(str(error)) from None
         # channels-last convolutions run about 20 % faster on the CPU (benchmarks/training_speed.py)
         self.generator = self._network(self.spec.build_generator(self.recipe.config))
+        multiple, minimum = self.generator.size_multiple, self.generator.min_size
+        if self.settings.size % multiple or self.settings.size < minimum:  # before anything is written
+            raise InpaintError(f"{self.spec.name} trains on sizes that are multiples of {multiple} (at least {minimum}),"
+                               f" got --size {self.settings.size}")
         self.warm_start: dict[str, Any] | None = None  # where the generator started: see `start_from`
         self._start_average()
         discriminator = self.recipe.build_discriminator()
@@ -151,9 +155,9 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast_dtype == torch.float16)
         rows = self.ranks.share(self.settings.batch)
         paths = find_training_images([Path(d) for d in self.settings.data_dirs])
-        self.image_count = len(paths)
         side = max(self.settings.cache_side, self.settings.size)
         cache = main_first(self.ranks, lambda: ImageCache.build(paths, side, self.out_dir / "cache"))
+        self.image_count = len(cache)  # the readable ones
         mask_kinds = self.recipe.mask_kinds
         if self.settings.masks:
             mask_kinds = tuple(_parse_mask_choice(text) for text in self.settings.masks)
