@@ -57,6 +57,7 @@ def fill(
     max_side: Annotated[int, typer.Option("--max-side", min=1, help="Longer side a model fills in one piece (auto/resize).")] = 1024,
     dilate: Annotated[int, typer.Option("--dilate", min=0, metavar="N", help=DILATE_HELP)] = 0,
     feather: Annotated[int, typer.Option("--feather", min=0, metavar="N", help=FEATHER_HELP)] = 0,
+    samples: Annotated[int, typer.Option("--samples", min=1, metavar="N", help="MAT, Co-ModGAN: write N different fills, X.filled-0.<ext> ... (seeds --seed .. --seed+N-1).")] = 1,
     seed: Annotated[int, typer.Option("--seed", help="Seed of a fill's random draws (patchmatch's search; MAT's and Co-ModGAN's z and noise): another seed, another fill.")] = 0,
     truncation: Annotated[Optional[float], typer.Option("--truncation", metavar="PSI", help="MAT, Co-ModGAN: truncation psi of the style code, 0 (the average) to 1 [default: the official inference's, 1].")] = None,
     device: Annotated[str, typer.Option("--device", help=DEVICE_HELP)] = "auto",
@@ -82,7 +83,7 @@ def fill(
 
     options.check_names(archs=[arch], blend=blend, strategy=strategy, device=device)
     plan = plan_fill(input, mask, rect, output, recursive=recursive, invert=invert_mask, resize_mask=resize_mask,
-                     quality=quality, overwrite=overwrite, attention_map=attention_map, warn=warn)
+                     quality=quality, overwrite=overwrite, attention_map=attention_map, samples=samples, warn=warn)
     # everything a user can get wrong is checked before torch is even imported
     from inpaint_cli.fill import FillOptions, Inpainter, fill_planned, resolve_model
 
@@ -121,6 +122,7 @@ def eval_command(
     lpips_linear: Annotated[Optional[Path], typer.Option("--lpips-linear", help="lpips' alex.pth (or vgg.pth) linear layers, if not in --backbones.")] = None,
     lpips_net: Annotated[Literal["alex", "vgg"], typer.Option("--lpips-net", help="The network lpips compares features of.")] = "alex",
     repeat: Annotated[int, typer.Option("--repeat", min=1, metavar="K", help="Draw K masks per image (seeds --seed .. --seed+K-1): K times the fills for the set-level metrics.")] = 1,
+    samples: Annotated[int, typer.Option("--samples", min=1, metavar="N", help="MAT, Co-ModGAN: write N different fills, X.filled-0.<ext> ... (seeds --seed .. --seed+N-1).")] = 1,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the generated masks and of folder-mask assignment.")] = 0,
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Use only the first N images.")] = None,
     size: Annotated[int, typer.Option("--size", help="Images are resized (shorter side) and centre-cropped to this square.")] = 256,
@@ -186,6 +188,7 @@ def masks(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write 00000.png, 00001.png, ... into.")],
     count: Annotated[int, typer.Option("--count", "-n", min=1, help="How many masks.")] = 100,
     size: Annotated[int, typer.Option("--size", min=8, help="Side of the square masks.")] = 256,
+    samples: Annotated[int, typer.Option("--samples", min=1, metavar="N", help="MAT, Co-ModGAN: write N different fills, X.filled-0.<ext> ... (seeds --seed .. --seed+N-1).")] = 1,
     seed: Annotated[int, typer.Option("--seed", help="Mask i is drawn from default_rng([seed, i, kind_id]).")] = 0,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing mask files.")] = False,
 ) -> None:
@@ -258,6 +261,7 @@ def train(
     steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="Total steps over all phases [default: 20000; on --resume, the stored value].")] = None,
     phase_steps: Annotated[Optional[str], typer.Option("--phase-steps", callback=options.at_parse_time(options.parse_phase_steps), help="Lengths of all phases but the last, comma-separated (GLCIC: T_C,T_D; DeepFill v1: L1-only steps before the critics start). Default: the paper's proportions of --steps (GLCIC 90k/10k/400k; DeepFill v1 none).")] = None,
     lr: Annotated[Optional[float], typer.Option("--lr", help="Generator learning rate (default: the recipe's).")] = None,
+    samples: Annotated[int, typer.Option("--samples", min=1, metavar="N", help="MAT, Co-ModGAN: write N different fills, X.filled-0.<ext> ... (seeds --seed .. --seed+N-1).")] = 1,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the data order, holes and initialisation.")] = 0,
     device: Annotated[str, typer.Option("--device", help=DEVICE_HELP)] = "auto",
     precision: Annotated[str, typer.Option("--precision", help="auto (bf16 autocast on CUDA and on CPUs with AMX, fp16 on older CUDA, else fp32), fp32, bf16 or fp16.")] = "auto",

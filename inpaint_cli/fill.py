@@ -14,6 +14,8 @@ directly, so `inpaint fill --arch telea` starts without it.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -176,6 +178,12 @@ class Inpainter:
         self.blend = loaded.post_processing if options.blend == "auto" else options.blend
         self.label = blended_label(loaded.label, self.blend)
         self.options = options
+
+    def reseeded(self, seed: int) -> Inpainter:
+        """The same loaded model filling with another `seed` (a pluralistic model's other draw)."""
+        other = copy.copy(self)
+        other.options = dataclasses.replace(self.options, seed=seed)
+        return other
 
     # the network on one array ---------------------------------------------------------------
 
@@ -399,6 +407,8 @@ def fill_file(
     folder created), and the attention map where asked; an empty or whole-image hole is reported
     to `warn`."""
     started = time.perf_counter()
+    if job.sample:  # --samples: draw k of a pluralistic model has the seed --seed + k
+        inpainter = inpainter.reseeded(inpainter.options.seed + job.sample)
     grown = inpainter.hole_to_fill(hole)  # the pixels the fill replaces (--dilate)
     if not grown.any():
         warn(f"{job.image.name}: the mask is empty; the output is a copy of the input")
@@ -426,9 +436,13 @@ def fill_planned(
     fills; an image that cannot be filled is reported to `failed` as "path: reason" and the batch
     goes on; `progress(done, total)` follows the images. Returns the failures."""
     options = {"quality": plan.quality, "overwrite": plan.overwrite, "warn": warn}
+    if any(job.sample for job in plan.jobs) and not getattr(inpainter.model, "pluralistic", False):
+        raise InpaintError(f"--samples needs a model that draws its fill from a seed (mat, co-mod-gan);"
+                           f" {inpainter.label} fills deterministically")
     if not plan.batch:
         image, hole = plan.first
-        done(fill_file(inpainter, plan.jobs[0], image, hole, attention_map=plan.attention_map, **options))
+        for job in plan.jobs:  # one image; several jobs only for --samples
+            done(fill_file(inpainter, job, image, hole, attention_map=plan.attention_map, **options))
         return []
 
     def load(job: FillJob) -> tuple[LoadedImage, np.ndarray]:

@@ -610,6 +610,16 @@ class FillJob:
     mask: Optional[Path]  # None: the holes come from --rect alone
     target: Path
     problem: Optional[str] = None  # why this image cannot be filled (reported, the batch goes on)
+    sample: int = 0  # `--samples`: which draw of a pluralistic model (its seed is --seed + sample)
+
+
+def sample_jobs(jobs: list[FillJob], samples: int) -> list[FillJob]:
+    """`--samples N`: each job N times, drawn with seeds --seed .. --seed + N - 1 and written to
+    `X.filled-0.<ext>` ... (the target's stem with `-k`); one sample keeps the jobs as they are."""
+    if samples == 1:
+        return jobs
+    return [dataclasses.replace(job, target=job.target.with_name(f"{job.target.stem}-{k}{job.target.suffix}"), sample=k)
+            for job in jobs for k in range(samples)]
 
 
 def _mask_hint(image: Path) -> str:

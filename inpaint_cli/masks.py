@@ -23,7 +23,8 @@ import cv2
 import numpy as np
 
 from inpaint_cli.errors import InpaintError
-from inpaint_cli.io import FillJob, LoadedImage, check_output_path, fill_jobs, read_image, read_mask, write_image
+from inpaint_cli.io import (FillJob, LoadedImage, check_output_path, fill_jobs, read_image, read_mask, sample_jobs,
+                            write_image)
 
 KIND_IDS: dict[str, int] = {
     "box": 1,
@@ -133,22 +134,26 @@ def plan_fill(
     quality: int = 95,
     overwrite: bool = False,
     attention_map: Path | None = None,
+    samples: int = 1,
     warn: Callable[[str], None] = lambda message: None,
 ) -> FillPlan:
-    """The jobs of `inpaint fill` (`io.fill_jobs`) with their holes' recipe. A single image is
-    checked through: its output paths, its decoding and its hole (warnings go to `warn`)."""
+    """The jobs of `inpaint fill` (`io.fill_jobs`, each `samples` times: `io.sample_jobs`) with
+    their holes' recipe. A single image is checked through: its output paths, its decoding and its
+    hole (warnings go to `warn`)."""
     if mask is None and not rects:
         raise InpaintError("no hole given: pass --mask FILE|FOLDER and/or --rect x,y,w,h")
     if not 1 <= quality <= 100:
         raise InpaintError(f"--quality must be 1..100, got {quality}")
     jobs, batch = fill_jobs(input_path, mask, output, recursive, warn)
+    jobs = sample_jobs(jobs, samples)
     if attention_map is not None and batch:
         raise InpaintError("--attention-map takes a single image, not a folder")
     make_hole = functools.partial(build_hole, rects=rects, invert=invert, resize_mask=resize_mask, warn=warn)
     plan = FillPlan(jobs, batch, make_hole, quality, overwrite, attention_map)
     if batch:
         return plan
-    check_output_path(jobs[0].target, overwrite)
+    for job in jobs:  # one image, one output per sample
+        check_output_path(job.target, overwrite)
     if attention_map is not None:
         check_output_path(attention_map, overwrite)
     image = read_image(jobs[0].image)

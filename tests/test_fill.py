@@ -188,19 +188,28 @@ def test_bad_options_are_user_errors():
         Inpainter(_glcic(), "cpu", FillOptions(blend="alpha"))
 
 
-def test_pluralistic_fills_follow_the_seed_and_the_truncation(smooth_image):
-    """MAT draws its fill from z: `FillOptions.seed` fixes it (same seed, same fill; another seed,
-    another fill) and `truncation` reaches the mapping (psi 0: every seed gives w's average)."""
+def _tiny_mat() -> LoadedModel:
     spec = get_arch("mat")
     torch.manual_seed(0)
     model = spec.build_generator(spec.config("mat-tiny-128")).eval()
     for name, buffer in model.named_buffers():
         if name.endswith("w_avg"):  # an average style away from zero, as a trained network has
             buffer.normal_()
-    loaded = LoadedModel(model, spec, "mat-tiny-128", "mat", {})
+    return LoadedModel(model, spec, "mat-tiny-128", "mat", {})
+
+
+def _square_photo(smooth_image) -> tuple[np.ndarray, np.ndarray]:
     image = np.vstack([smooth_image, smooth_image[::-1][:32]])  # 128 x 128
     hole = np.zeros((128, 128), bool)
     hole[40:90, 30:100] = True
+    return image, hole
+
+
+def test_pluralistic_fills_follow_the_seed_and_the_truncation(smooth_image):
+    """MAT draws its fill from z: `FillOptions.seed` fixes it (same seed, same fill; another seed,
+    another fill) and `truncation` reaches the mapping (psi 0: every seed gives w's average)."""
+    loaded = _tiny_mat()
+    image, hole = _square_photo(smooth_image)
 
     def fill(**options) -> np.ndarray:
         return Inpainter(loaded, "cpu", FillOptions(blend="none", **options)).fill(image, hole)[0]
@@ -210,3 +219,29 @@ def test_pluralistic_fills_follow_the_seed_and_the_truncation(smooth_image):
     assert np.abs(first.astype(int) - other.astype(int))[hole].max() > 0
     assert np.array_equal(first[~hole], image[~hole])
     assert np.abs(fill(seed=1, truncation=0.0).astype(int) - first.astype(int))[hole].max() > 0
+
+
+def test_samples_write_one_file_per_seed(smooth_image, tmp_path):
+    """`--samples 3`: X.filled-0/1/2.png, the draws of seeds 5, 6, 7, known pixels untouched; a
+    model that fills deterministically refuses it."""
+    from PIL import Image
+
+    from inpaint_cli.fill import fill_planned
+    from inpaint_cli.masks import plan_fill
+
+    image, hole = _square_photo(smooth_image)
+    Image.fromarray(image).save(tmp_path / "photo.png")
+    Image.fromarray(hole.astype(np.uint8) * 255).save(tmp_path / "photo_mask.png")
+    plan = plan_fill(tmp_path / "photo.png", tmp_path / "photo_mask.png", [], None, samples=3)
+    loaded = _tiny_mat()
+    assert fill_planned(plan, Inpainter(loaded, "cpu", FillOptions(blend="none", seed=5))) == []
+    written = [np.asarray(Image.open(tmp_path / f"photo.filled-{k}.png")) for k in range(3)]
+    assert not (tmp_path / "photo.filled.png").exists()
+    for k, fill in enumerate(written):
+        assert np.array_equal(fill[~hole], image[~hole])
+        expected = Inpainter(loaded, "cpu", FillOptions(blend="none", seed=5 + k)).fill(image, hole)[0]
+        assert np.array_equal(fill, expected)
+    assert np.abs(written[0].astype(int) - written[1].astype(int))[hole].max() > 0
+    again = plan_fill(tmp_path / "photo.png", tmp_path / "photo_mask.png", [], tmp_path / "telea.png", samples=2)
+    with pytest.raises(InpaintError, match="--samples needs a model"):
+        fill_planned(again, Inpainter(resolve_model("telea", None, "cpu"), "cpu"))
