@@ -34,9 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from inpaint_cli.archs._stylegan import StyleInpainter
+from inpaint_cli.archs._stylegan import StyleGANRecipe, StyleInpainter
 from inpaint_cli.archs.base import ArchSpec, TrainOptions
-from inpaint_cli.archs.co_mod_gan import CoModGANRecipe
 from inpaint_cli.layers.perceptual import VGGFeatures, optional_backbone
 from inpaint_cli.layers.stylegan2 import (
     Conv2dLayer,
@@ -482,7 +481,7 @@ def build_discriminator(config: MATConfig) -> MATDiscriminator:
     return MATDiscriminator(config)
 
 
-class MATRecipe(CoModGANRecipe):
+class MATRecipe(StyleGANRecipe):
     """`TwoStageLoss`: Co-ModGAN's recipe on both stages (each D head judges its composite, both
     see the real image as real, R1 on both) plus 0.1 x the VGG19 perceptual loss of the final
     composite (pre-ReLU conv4_4 / 4 + conv5_4 / 2; dropped, with a warning, without `--backbone`).
