@@ -243,3 +243,18 @@ def test_a_size_the_network_cannot_take_is_refused_before_the_run_folder(image_f
     with pytest.raises(InpaintError, match="multiples of 4.*--size 50"):
         start_training(_settings(image_folder, out, "glcic", size=50))
     assert not out.exists()
+
+
+def test_the_papers_weight_average_is_exported_without_ema(image_folder, tmp_path):
+    """Co-ModGAN and MAT export G_ema (half-life ema_kimg thousand images) when --ema is not given;
+    GLCIC exports its last weights, and --ema still overrides."""
+    from inpaint_cli.losses.stylegan2 import ema_beta
+
+    spec = get_arch("co-mod-gan")
+    settings = _settings(image_folder, tmp_path / "comod", "co-mod-gan", size=128, cache_side=128)
+    comod = start_training(settings)
+    assert comod.average is not None
+    assert comod.average.decay == pytest.approx(ema_beta(2, spec.config("tiny").ema_kimg))
+    assert start_training(_settings(image_folder, tmp_path / "glcic", "glcic")).average is None
+    chosen = start_training(_settings(image_folder, tmp_path / "chosen", "co-mod-gan", size=128, cache_side=128, ema_decay=0.9))
+    assert chosen.average.decay == 0.9

@@ -108,6 +108,9 @@ class TrainingRecipe(ABC):
     critic_steps: int = 1
     #: clip each network's gradient norm to this before its optimiser steps (LaMa: 1)
     grad_clip_norm: float | None = None
+    #: the paper's moving average of the generator, exported when `--ema` is not given (Co-ModGAN
+    #: and MAT export G_ema); None: the last step's weights
+    default_ema_decay: float | None = None
 
     def __init__(self, config: Any, options: TrainOptions) -> None:
         self.config = config

@@ -174,9 +174,10 @@ class Trainer:
 
     def _start_average(self) -> None:
         self.average: WeightAverage | None = None
-        if self.settings.ema_decay is not None:
+        decay = self.settings.ema_decay if self.settings.ema_decay is not None else self.recipe.default_ema_decay
+        if decay is not None:
             try:
-                self.average = WeightAverage(self.generator, self.settings.ema_decay)
+                self.average = WeightAverage(self.generator, decay)
             except ValueError as error:
                 raise InpaintError(str(error)) from None
 
