@@ -19,7 +19,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from inpaint_cli.layers.perceptual import FrozenBackbone, VGGFeatures, imagenet_normalize
+from inpaint_cli.layers.perceptual import FrozenBackbone, TappedFeatures, VGGFeatures
 
 LPIPSNet = Literal["alex", "vgg"]
 NORM_EPS = 1e-10
@@ -35,11 +35,12 @@ LPIPS_CHANNELS: dict[str, tuple[int, ...]] = {
 }
 
 
-class AlexNetFeatures(FrozenBackbone):
+class AlexNetFeatures(TappedFeatures):
     """torchvision's `alexnet().features` (Krizhevsky et al., 2012, the one-GPU variant): conv 11x11
     s4 -> pool -> conv 5x5 -> pool -> three conv 3x3 -> pool, ReLU after each conv. `forward`
     returns the requested ReLU outputs (`relu1`...`relu5`) of ImageNet-normalised [0, 1] RGB."""
 
+    network_name = "AlexNet"
     ignored_prefixes = ("classifier.",)
 
     def __init__(self) -> None:
@@ -53,16 +54,6 @@ class AlexNetFeatures(FrozenBackbone):
         )
         self.layer_index = {f"relu{number}": index for number, index in
                             enumerate((1, 4, 7, 9, 11), 1)}
-
-    def forward(self, image: torch.Tensor, layers: tuple[str, ...]) -> list[torch.Tensor]:
-        wanted = {self.layer_index[name]: name for name in layers}
-        outputs: dict[str, torch.Tensor] = {}
-        x = imagenet_normalize(image)
-        for index, layer in enumerate(self.features[: max(wanted) + 1]):
-            x = layer(x)
-            if index in wanted:
-                outputs[wanted[index]] = x
-        return [outputs[name] for name in layers]
 
 
 class _ChannelWeights(nn.Module):

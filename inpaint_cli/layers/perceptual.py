@@ -75,13 +75,37 @@ VGG_STAGE_DEPTHS = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
 VGG_STAGE_WIDTHS = (64, 128, 256, 512, 512)
 
 
-class VGGFeatures(FrozenBackbone):
+class TappedFeatures(FrozenBackbone):
+    """A frozen `features` Sequential whose named layers (`layer_index`: name -> position) can be
+    tapped: `forward` returns the requested outputs of ImageNet-normalised [0, 1] RGB, in the
+    order asked, running the network only as deep as needed."""
+
+    network_name: str  # for error messages
+    features: nn.Sequential
+    layer_index: dict[str, int]
+
+    def forward(self, image: torch.Tensor, layers: Sequence[str]) -> list[torch.Tensor]:
+        unknown = [name for name in layers if name not in self.layer_index]
+        if unknown:
+            raise ValueError(f"unknown {self.network_name} layers: {', '.join(unknown)}")
+        wanted = {self.layer_index[name]: name for name in layers}
+        outputs: dict[str, torch.Tensor] = {}
+        x = imagenet_normalize(image)
+        for index, layer in enumerate(self.features[: max(wanted) + 1]):
+            x = layer(x)
+            if index in wanted:
+                outputs[wanted[index]] = x
+        return [outputs[name] for name in layers]
+
+
+class VGGFeatures(TappedFeatures):
     """torchvision's `vgg16().features` / `vgg19().features`: conv 3x3 + ReLU stages, max-pooled.
 
     Layers are named as in the literature (`conv3_4`, `relu3_4`, `pool3`); `forward` returns the
     requested ones in the order asked, running the network only as deep as needed.
     """
 
+    network_name = "VGG"
     ignored_prefixes = ("classifier.",)
 
     def __init__(self, depth: str = "vgg16") -> None:
@@ -101,19 +125,6 @@ class VGGFeatures(FrozenBackbone):
             self.layer_index[f"pool{stage}"] = len(layers)
             layers.append(nn.MaxPool2d(2, 2))
         self.features = nn.Sequential(*layers)
-
-    def forward(self, image: torch.Tensor, layers: Sequence[str]) -> list[torch.Tensor]:
-        unknown = [name for name in layers if name not in self.layer_index]
-        if unknown:
-            raise ValueError(f"unknown VGG layers: {', '.join(unknown)}")
-        wanted = {self.layer_index[name]: name for name in layers}
-        outputs: dict[str, torch.Tensor] = {}
-        x = imagenet_normalize(image)
-        for index, layer in enumerate(self.features[: max(wanted) + 1]):
-            x = layer(x)
-            if index in wanted:
-                outputs[wanted[index]] = x
-        return [outputs[name] for name in layers]
 
 
 # ------------------------------------------------------------------------ ResNet50-dilated
