@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 import re
 import shutil
@@ -32,6 +33,11 @@ HF_PREFIX = "hf://"
 #: tensor is kept in float32 (a tensor that lives near float16's underflow, such as tiny batch-norm
 #: variances, fails it; a weight tensor whose few tiny entries become subnormals does not)
 FLOAT16_TOLERANCE = 1e-3
+#: largest change of the probe image's fill ([0, 1] scale) float16 storage may cause before the whole
+#: release is kept in float32: one grey level (AOT-GAN's gate normalisation can amplify rounding)
+FLOAT16_FILL_TOLERANCE = 1 / 255
+#: side of the fixed probe image the storage dtype's effect is measured on (fixed-size models use theirs)
+PROBE_SIDE = 128
 
 
 def _release_dtype(tensor: torch.Tensor) -> torch.dtype:
@@ -47,6 +53,37 @@ def _release_dtype(tensor: torch.Tensor) -> torch.dtype:
     if (half - value).abs().max() > FLOAT16_TOLERANCE * scale:
         return torch.float32
     return torch.float16
+
+
+def probe_image(side: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The fixed test image (smooth colour gradients with fine stripes, 1 x 3 x side x side in
+    [0, 1]) and its centred square hole, half the side."""
+    y, x = torch.meshgrid(torch.arange(side, dtype=torch.float32), torch.arange(side, dtype=torch.float32), indexing="ij")
+    stripes = 0.08 * torch.sin(0.9 * x + 1.7 * y)
+    image = torch.stack([
+        0.5 + 0.35 * torch.sin(x / 9) * torch.cos(y / 13) + stripes,
+        0.2 + 0.6 * x / side - stripes,
+        0.8 - 0.6 * y / side + stripes,
+    ]).clamp(0, 1)[None]
+    mask = torch.zeros(1, 1, side, side)
+    mask[..., side // 4: side - side // 4, side // 4: side - side // 4] = 1
+    return image, mask
+
+
+def output_change(spec: ArchSpec, config: Any, original: dict[str, torch.Tensor], stored: dict[str, torch.Tensor]) -> float:
+    """Largest change of the hole's fill on `probe_image` between the float32 weights and the stored ones."""
+    reference = {name: tensor.float() if tensor.is_floating_point() else tensor for name, tensor in original.items()}
+    generator = spec.build_generator(config).eval()
+    side = generator.fixed_size or PROBE_SIDE
+    side = max(math.ceil(side / generator.size_multiple) * generator.size_multiple, generator.min_size)
+    image, mask = probe_image(side)
+    fills = []
+    for weights in (reference, stored):
+        generator.load_state_dict({name: tensor.to(reference[name].dtype) for name, tensor in weights.items()})
+        with torch.inference_mode(), torch.random.fork_rng():
+            torch.manual_seed(0)  # the same noise and latents for both (MAT, Co-ModGAN)
+            fills.append(generator.inpaint(image, mask).float().clamp(0, 1))
+    return float(((fills[0] - fills[1]).abs() * mask).max())
 
 
 def _umask() -> int:
@@ -88,11 +125,16 @@ def export_release(
     info: Mapping[str, Any],
 ) -> None:
     """Save the generator as a release file. `info` fills the training keys of the metadata
-    (step, image_size, batch, seed, data, hardware, wall_time_s, eval_json, license)."""
-    tensors = {
-        name: tensor.detach().cpu().to(_release_dtype(tensor))
-        for name, tensor in generator.state_dict().items()
-    }
+    (step, image_size, batch, seed, data, hardware, wall_time_s, eval_json, license).
+
+    Tensors are stored in float16 where they round-trip (`_release_dtype`), unless that moves the
+    probe image's fill by more than FLOAT16_FILL_TOLERANCE: then every tensor stays float32. The
+    change is recorded as `float16_fill_change` (grey levels)."""
+    weights = {name: tensor.detach().cpu() for name, tensor in generator.state_dict().items()}
+    tensors = {name: tensor.to(_release_dtype(tensor)) for name, tensor in weights.items()}
+    change = output_change(spec, config, weights, tensors)
+    if change > FLOAT16_FILL_TOLERANCE:
+        tensors = weights
     metadata = {
         "format": FORMAT,
         "arch": spec.name,
@@ -100,6 +142,7 @@ def export_release(
         "config_json": json.dumps(asdict(config), sort_keys=True),
         "created": dt.datetime.now(dt.timezone.utc).date().isoformat(),
         "version": __version__,
+        "float16_fill_change": f"{change * 255:.3f}",
     }
     for key, value in info.items():
         metadata[key] = value if isinstance(value, str) else json.dumps(value)

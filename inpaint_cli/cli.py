@@ -122,7 +122,6 @@ def eval_command(
     lpips_linear: Annotated[Optional[Path], typer.Option("--lpips-linear", help="lpips' alex.pth (or vgg.pth) linear layers, if not in --backbones.")] = None,
     lpips_net: Annotated[Literal["alex", "vgg"], typer.Option("--lpips-net", help="The network lpips compares features of.")] = "alex",
     repeat: Annotated[int, typer.Option("--repeat", min=1, metavar="K", help="Draw K masks per image (seeds --seed .. --seed+K-1): K times the fills for the set-level metrics.")] = 1,
-    samples: Annotated[int, typer.Option("--samples", min=1, metavar="N", help="MAT, Co-ModGAN: write N different fills, X.filled-0.<ext> ... (seeds --seed .. --seed+N-1).")] = 1,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the generated masks and of folder-mask assignment.")] = 0,
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Use only the first N images.")] = None,
     size: Annotated[int, typer.Option("--size", help="Images are resized (shorter side) and centre-cropped to this square.")] = 256,
@@ -188,7 +187,6 @@ def masks(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write 00000.png, 00001.png, ... into.")],
     count: Annotated[int, typer.Option("--count", "-n", min=1, help="How many masks.")] = 100,
     size: Annotated[int, typer.Option("--size", min=8, help="Side of the square masks.")] = 256,
-    samples: Annotated[int, typer.Option("--samples", min=1, metavar="N", help="MAT, Co-ModGAN: write N different fills, X.filled-0.<ext> ... (seeds --seed .. --seed+N-1).")] = 1,
     seed: Annotated[int, typer.Option("--seed", help="Mask i is drawn from default_rng([seed, i, kind_id]).")] = 0,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing mask files.")] = False,
 ) -> None:
@@ -259,9 +257,8 @@ def train(
     size: Annotated[int, typer.Option("--size", min=16, help="Square training crop (the papers use 256).")] = 128,
     batch: Annotated[int, typer.Option("--batch", min=1, help="Images per step.")] = 16,
     steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="Total steps over all phases [default: 20000; on --resume, the stored value].")] = None,
-    phase_steps: Annotated[Optional[str], typer.Option("--phase-steps", callback=options.at_parse_time(options.parse_phase_steps), help="Lengths of all phases but the last, comma-separated (GLCIC: T_C,T_D; DeepFill v1: L1-only steps before the critics start). Default: the paper's proportions of --steps (GLCIC 90k/10k/400k; DeepFill v1 none).")] = None,
+    phase_steps: Annotated[Optional[str], typer.Option("--phase-steps", callback=options.at_parse_time(options.parse_phase_steps), help="Lengths of all phases but the last, comma-separated (GLCIC: T_C,T_D; DeepFill v1 and v2, AOT-GAN, LaMa: reconstruction-only steps before the critics start; PConv: steps before the fine-tuning). Default: the paper's proportions of --steps (GLCIC 90k/10k/400k; PConv 3:1; the others none).")] = None,
     lr: Annotated[Optional[float], typer.Option("--lr", help="Generator learning rate (default: the recipe's).")] = None,
-    samples: Annotated[int, typer.Option("--samples", min=1, metavar="N", help="MAT, Co-ModGAN: write N different fills, X.filled-0.<ext> ... (seeds --seed .. --seed+N-1).")] = 1,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the data order, holes and initialisation.")] = 0,
     device: Annotated[str, typer.Option("--device", help=DEVICE_HELP)] = "auto",
     precision: Annotated[str, typer.Option("--precision", help="auto (bf16 autocast on CUDA and on CPUs with AMX, fp16 on older CUDA, else fp32), fp32, bf16 or fp16.")] = "auto",
@@ -305,33 +302,37 @@ def train(
 @app.command()
 @user_errors
 def release(
-    export: Annotated[Path, typer.Argument(help="The export of a training run (<out>/<arch>-<config>.safetensors).", show_default=False)],
+    exports: Annotated[list[Path], typer.Argument(help="Exports of training runs (<out>/<arch>-<config>.safetensors), measured in one evaluation.", show_default=False)],
     to: Annotated[Optional[Path], typer.Option("--to", help="Bundled-weights folder to release into. Default: the one `fill` reads ($INPAINT_WEIGHTS or the repository's weights/).")] = None,
     data: Annotated[Optional[Path], typer.Option("--data", help="Evaluation images. Default: $INPAINT_DATA/eval.")] = None,
     irregular: Annotated[Optional[Path], typer.Option("--irregular", help="Folder of the NVIDIA irregular-mask bands 10-20, 30-40, 50-60. Default: $INPAINT_DATA/masks/nvidia-irregular.")] = None,
-    eval_json: Annotated[Optional[Path], typer.Option("--eval-json", help="Use this `inpaint eval --json` result (the export beside telea and ns) instead of evaluating again.")] = None,
+    eval_json: Annotated[Optional[Path], typer.Option("--eval-json", help="Use this `inpaint eval --json` result (the exports beside telea, ns and harmonic) instead of evaluating again.")] = None,
     blend: Annotated[str, typer.Option("--blend", help="Post-processing the release is measured with and that `fill --blend auto` then applies to it: auto (the architecture's own from its paper), none, or poisson.")] = "auto",
     device: Annotated[str, typer.Option("--device", help=DEVICE_HELP)] = "auto",
 ) -> None:
-    """Bundle a trained export: evaluate it beside Telea and NS (seed 0: boxes, NVIDIA 10-20, 30-40,
-    50-60 %), refuse it unless it beats both on PSNR, SSIM and hole L1 on boxes and 30-40 %, stamp
-    the table into its metadata, copy it in as <arch>-<config>.safetensors and make the best model
-    that beats both everywhere the default.
+    """Bundle trained exports: evaluate them beside Telea, NS and the harmonic fill (seed 0: boxes,
+    NVIDIA 10-20, 30-40, 50-60 %, free-form strokes), refuse them all unless each beats Telea and NS
+    on PSNR, SSIM and hole L1 on boxes, 30-40 % and strokes, and the harmonic fill on hole L1
+    everywhere; stamp each one's table into its metadata, copy it in as <arch>-<config>.safetensors
+    and make the best model that beats both everywhere the default.
 
     Example: inpaint release runs/dfv1/deepfill-v1-half.safetensors --blend poisson
     """
     options.check_names(blend=blend, device=device)
     from inpaint_cli.evaluate import result_to_markdown
-    from inpaint_cli.release import measure, release as release_export
+    from inpaint_cli.release import measure, refuse_short, release as release_export
 
     with progress_bar(stderr, "evaluating") as progress:
-        measured = measure(export, to=to, data=data, irregular=irregular, eval_json=eval_json, blend=blend, device=device,
-                           progress=progress)
+        measured = measure(exports, to=to, data=data, irregular=irregular, eval_json=eval_json, blend=blend,
+                           device=device, progress=progress)
     stdout.print(result_to_markdown(measured.result), markup=False, soft_wrap=True)  # shown even when refused
-    target, verdict, default = release_export(export, measured.result, measured.weights_dir, measured.post_processing)
-    stdout.print(f"released {target}; default model: {default}", markup=False)
-    if not verdict.margin:
-        warn(f"{target.name} falls short of the default model's bar: {'; '.join(verdict.shortfalls)}")
+    refuse_short(exports, measured)
+    for index, export in enumerate(exports):
+        target, verdict, default = release_export(export, measured.result_of(index), measured.weights_dir,
+                                                  measured.post_processing)
+        stdout.print(f"released {target}; default model: {default}", markup=False)
+        if not verdict.margin:
+            warn(f"{target.name} falls short of the default model's bar: {'; '.join(verdict.shortfalls)}")
 
 
 def main() -> None:

@@ -93,6 +93,7 @@ class EvalResult:
     seed: int
     size: int
     blends: dict[str, str] = field(default_factory=dict)
+    repeat: int = 1
 
     def blend_of(self, label: str) -> str:
         """The post-processing of `label`'s fills. A result written before `blends` was recorded
@@ -100,7 +101,15 @@ class EvalResult:
         if label in self.blends:
             return self.blends[label]
         return label.rpartition(" + ")[2] if " + " in label else "none"
-    repeat: int = 1
+
+    def restricted_to(self, methods: Sequence[str]) -> EvalResult:
+        """The same evaluation with only `methods` (in the order given)."""
+        return dataclasses.replace(
+            self,
+            methods=list(methods),
+            sections={name: {m: scores[m] for m in methods} for name, scores in self.sections.items()},
+            blends={m: b for m, b in self.blends.items() if m in methods},
+        )
 
 
 def load_eval_images(

@@ -8,7 +8,7 @@ manifest's default becomes the best bundled model that beats both classical meth
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,8 +29,13 @@ BASELINES = ("telea", "ns")
 #: and patchmatch the exemplar-based fill that copies texture (Barnes et al. 2009)
 REFERENCES = ("harmonic", "patchmatch")
 BAR_METRICS = ("psnr", "ssim", "hole_l1")
-#: sections every bundled model must win on every bar metric (issue 5)
-BUNDLE_SECTIONS = ("box", "30-40")
+#: the membrane interpolant every bundled model must beat on hole L1 on every mask set, so that the
+#: network adds something of its own over the flat fill its output is blended into
+HARMONIC = "harmonic"
+#: DeepFill v2's free-form strokes (Yu et al. 2019), drawn with the protocol's seed
+STROKES = "freeform"
+#: sections every bundled model must win on every bar metric (issue 5; strokes, issue 21)
+BUNDLE_SECTIONS = ("box", "30-40", STROKES)
 #: sections where the default model must lead both baselines by DEFAULT_MARGIN_DB of PSNR
 MARGIN_SECTIONS = ("box", "30-40", "50-60")
 DEFAULT_MARGIN_DB = 1.0
@@ -50,9 +55,11 @@ class Verdict:
 
 def judge(result: EvalResult, label: str) -> Verdict:
     """Compare `label` with both baselines, section by section (the "overall" pool is skipped)."""
-    missing = [name for name in (label, *BASELINES) if name not in result.methods]
+    missing = [name for name in (label, *BASELINES, HARMONIC) if name not in result.methods]
     if missing:
-        raise InpaintError(f"the evaluation lacks {', '.join(missing)}: it must compare the model with telea and ns")
+        raise InpaintError(
+            f"the evaluation lacks {', '.join(missing)}: it must compare the model with telea, ns and harmonic"
+        )
     absent = [m for m in BAR_METRICS if m not in result.metrics]
     if absent:
         raise InpaintError(f"the evaluation lacks {', '.join(absent)}: run it with --metric psnr --metric ssim")
@@ -78,10 +85,21 @@ def judge(result: EvalResult, label: str) -> Verdict:
         if lead < DEFAULT_MARGIN_DB:
             short_leads.append(f"{section}: PSNR lead {lead:+.2f} dB < {DEFAULT_MARGIN_DB:g} dB")
     shortfalls += short_leads
-    bundle = not losing_sections.intersection(BUNDLE_SECTIONS)
-    everywhere = not losing_sections
+    blurrier = [section for section in result.sections if section != OVERALL and not _beats_harmonic(result, label, section)]
+    shortfalls += [
+        f"{section}: hole_l1 {result.sections[section][label]['hole_l1'].mean:.4g}"
+        f" vs {HARMONIC} {result.sections[section][HARMONIC]['hole_l1'].mean:.4g}"
+        for section in blurrier
+    ]
+    bundle = not losing_sections.intersection(BUNDLE_SECTIONS) and not blurrier
+    everywhere = not losing_sections and not blurrier
     margin = everywhere and not short_leads
     return Verdict(bundle=bundle, everywhere=everywhere, margin=margin, shortfalls=shortfalls)
+
+
+def _beats_harmonic(result: EvalResult, label: str, section: str) -> bool:
+    scores = result.sections[section]
+    return scores[label]["hole_l1"].mean < scores[HARMONIC]["hole_l1"].mean
 
 
 def release(export: Path, result: EvalResult, weights_dir: Path, post_processing: str) -> tuple[Path, Verdict, str]:
@@ -110,12 +128,21 @@ def release(export: Path, result: EvalResult, weights_dir: Path, post_processing
     return target, verdict, manifest["default"]
 
 
+def refuse_short(exports: Sequence[Path], measured: Measured) -> None:
+    """Raise, before anything is released, when any of `exports` misses the bar to be bundled."""
+    for index, export in enumerate(exports):
+        verdict = judge(measured.result_of(index), measured.labels[index])
+        if not verdict.bundle:
+            raise InpaintError(f"{export.name} does not clear the bar to be bundled: {'; '.join(verdict.shortfalls)}")
+
+
 def protocol_mask_sets(irregular: Path | None = None) -> list[str]:
-    """The release protocol's mask sets: boxes, then the `IRREGULAR_BANDS` folders of `irregular`
-    (default: $INPAINT_DATA/masks/nvidia-irregular), which must exist."""
+    """The release protocol's mask sets: boxes, the `IRREGULAR_BANDS` folders of `irregular`
+    (default: $INPAINT_DATA/masks/nvidia-irregular), which must exist, then the strokes."""
     bands = irregular or data_folder("masks") / "nvidia-irregular"
-    mask_sets = ["box", *(str(bands / band) for band in IRREGULAR_BANDS)]
-    for folder in mask_sets[1:]:
+    folders = [str(bands / band) for band in IRREGULAR_BANDS]
+    mask_sets = ["box", *folders, STROKES]
+    for folder in folders:
         if not Path(folder).is_dir():
             raise InpaintError(f"mask folder not found: {folder} (pass --irregular DIR)")
     return mask_sets
@@ -123,15 +150,21 @@ def protocol_mask_sets(irregular: Path | None = None) -> list[str]:
 
 @dataclass(frozen=True)
 class Measured:
-    """An export measured for `release`: where it goes, its post-processing and its evaluation."""
+    """Exports measured for `release` in one evaluation: where they go, their post-processing, the
+    evaluation and each export's label in it."""
 
     weights_dir: Path
     post_processing: str
     result: EvalResult
+    labels: list[str]
+
+    def result_of(self, index: int) -> EvalResult:
+        """The evaluation as the `index`th export's release records it: it and the classical methods."""
+        return self.result.restricted_to([*_classical(self.result), self.labels[index]])
 
 
 def measure(
-    export: Path,
+    exports: Sequence[Path],
     *,
     to: Path | None = None,
     data: Path | None = None,
@@ -141,17 +174,21 @@ def measure(
     device: str = "auto",
     progress: Callable[[int, int], None] | None = None,
 ) -> Measured:
-    """`inpaint release` up to its verdict: the bundled folder (`to`, default the one `fill` reads),
-    the post-processing (`blend`; auto: the architecture's paper) and the evaluation of `export`
-    beside the baselines and references on the protocol (seed 0, images of `data`, default
-    $INPAINT_DATA/eval; `progress(done, total)`), or the `eval_json` result instead."""
+    """`inpaint release` up to its verdicts: the bundled folder (`to`, default the one `fill` reads),
+    the post-processing (`blend`; auto: the architecture's paper, which every export must share) and
+    one evaluation of all `exports` beside the baselines and references on the protocol (seed 0,
+    images of `data`, default $INPAINT_DATA/eval; `progress(done, total)`), so that the classical
+    methods run once; or the `eval_json` result instead."""
     directory = to or weights_dir()
     if directory is None:
         raise InpaintError("no bundled-weights folder found: pass --to DIR or set INPAINT_WEIGHTS")
     if blend not in BLENDS:
         raise InpaintError(f"unknown --blend {blend!r}; use one of {', '.join(BLENDS)}")
     if blend == "auto":
-        blend = get_arch(read_metadata(export)["arch"]).post_processing
+        own = {get_arch(read_metadata(export)["arch"]).post_processing for export in exports}
+        if len(own) > 1:
+            raise InpaintError(f"these exports' papers post-process differently ({', '.join(sorted(own))}): pass --blend")
+        blend = own.pop()
     if eval_json is not None:
         if not eval_json.is_file():
             raise InpaintError(f"--eval-json file not found: {eval_json}")
@@ -159,9 +196,18 @@ def measure(
     else:
         data_dir = data or data_folder("eval")
         mask_sets = protocol_mask_sets(irregular)
-        result, _ = evaluate_methods([*BASELINES, *REFERENCES], [str(export)], data_dir, mask_sets, ["psnr", "ssim"],
-                                     blend=blend, device=device, progress=progress)
-    return Measured(Path(directory), blend, result)
+        result, _ = evaluate_methods([*BASELINES, *REFERENCES], [str(export) for export in exports], data_dir,
+                                     mask_sets, ["psnr", "ssim"], blend=blend, device=device, progress=progress)
+    labels = [label for label in result.methods if label not in (*BASELINES, *REFERENCES)]
+    if len(labels) != len(exports):
+        raise InpaintError(
+            f"the evaluation compares {len(labels)} model(s) with the classical methods, not the {len(exports)} given"
+        )
+    return Measured(Path(directory), blend, result, labels)
+
+
+def _classical(result: EvalResult) -> list[str]:
+    return [label for label in result.methods if label in (*BASELINES, *REFERENCES)]
 
 
 def summary_line(metadata: dict[str, str], result: EvalResult, label: str, post_processing: str) -> str:

@@ -32,6 +32,23 @@ def _export(path: Path, config: str = "tiny") -> CompletionNetwork:
     return generator
 
 
+def test_float16_storage_is_kept_only_where_the_fill_does_not_change(tmp_path, monkeypatch):
+    """The recorded change is the probe fill's, and a change above the tolerance keeps float32."""
+    import inpaint_cli.checkpoint as checkpoint
+
+    path = tmp_path / "glcic-tiny.safetensors"
+    original = _export(path)
+    loaded, _, _, metadata = load_release(path)
+    image, mask = checkpoint.probe_image(checkpoint.PROBE_SIDE)
+    with torch.no_grad():
+        moved = ((loaded.inpaint(image, mask) - original.inpaint(image, mask)).abs() * mask).max().item()
+    assert 0 < float(metadata["float16_fill_change"]) == pytest.approx(moved * 255, abs=1e-3)
+    assert {t.dtype for t in load_file(str(path)).values()} >= {torch.float16}
+    monkeypatch.setattr(checkpoint, "FLOAT16_FILL_TOLERANCE", moved / 2)
+    _export(path)
+    assert {t.dtype for t in load_file(str(path)).values() if t.is_floating_point()} == {torch.float32}
+
+
 def test_release_round_trip_keeps_outputs_and_metadata(tmp_path):
     path = tmp_path / "glcic-tiny.safetensors"
     original = _export(path)

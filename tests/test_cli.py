@@ -732,10 +732,17 @@ def test_release_evaluates_and_refuses_a_model_below_the_bar(tmp_path: Path) -> 
     for band in ("10-20", "30-40", "50-60"):
         (bands / band).mkdir(parents=True)
         save_mask(bands / band / "m.png", box(8, 8, 24, 30))
-    result = run_cli("release", random_weights, "--to", weights, "--data", data, "--irregular", bands,
+    other = tmp_path / "pconv-seed1.safetensors"  # a second export, measured in the same evaluation
+    export_release(PConvUNet(CONFIGS["tiny"]), get_arch("pconv"), "tiny", CONFIGS["tiny"], other, {"step": 0})
+    result = run_cli("release", random_weights, other, "--to", weights, "--data", data, "--irregular", bands,
                      "--device", "cpu", cwd=tmp_path)
     assert_user_error(result, random_weights.name, "does not clear the bar", "box: psnr")
-    assert result.stdout.startswith("| masks | method | PSNR (dB) | SSIM | hole L1 |")  # the figures behind it
+    table = result.stdout.splitlines()
+    assert table[0] == "| masks | method | PSNR (dB) | SSIM | hole L1 |"  # the figures behind it
+    assert [line.split(" | ")[0] for line in table if not line.startswith("|  |")][2:] == [
+        "| box", "| 10-20", "| 30-40", "| 50-60", "| freeform", "| overall"
+    ]
+    assert sum("pconv-" in line for line in table) == 2 * 6
     assert list(weights.iterdir()) == []
     missing = run_cli("release", random_weights, "--to", weights, "--data", data, "--irregular", tmp_path / "none", cwd=tmp_path)
     assert_user_error(missing, "mask folder not found")
@@ -754,3 +761,10 @@ def test_eval_set_metrics_need_their_backbone_file(tmp_path: Path) -> None:
                      "--backbones", empty, "--repeat", "2", "--save-dir", save_dir, cwd=tmp_path)
     assert_user_error(result, "pt_inception-2015-12-05-6726825d.pth", str(empty))
     assert not save_dir.exists()
+
+
+def test_only_fill_takes_samples(tmp_path: Path) -> None:
+    """`--samples` draws several fills; the commands that draw none refuse it rather than ignore it."""
+    for command in (("train", "--arch", "glcic", "--out", tmp_path / "run"), ("eval",), ("masks", "generate", "box", "--out", tmp_path / "m")):
+        assert_user_error(run_cli(*command, "--samples", "2", cwd=tmp_path), "--samples", status=2)
+    assert not (tmp_path / "run").exists() and not (tmp_path / "m").exists()

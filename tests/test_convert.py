@@ -32,9 +32,9 @@ from inpaint_cli.archs.aot_gan import CONFIGS as AOT_CONFIGS
 from inpaint_cli.archs.aot_gan import AOTGenerator
 from inpaint_cli.archs.lama import CONFIGS as LAMA_CONFIGS
 from inpaint_cli.archs.lama import LaMaGenerator
-from inpaint_cli.checkpoint import load_release
-import inpaint_cli.convert as convert_package
-from inpaint_cli.convert import convert, default_output, probe_image, write_converted
+import inpaint_cli.checkpoint as checkpoint_module
+from inpaint_cli.checkpoint import load_release, probe_image
+from inpaint_cli.convert import convert, default_output, write_converted
 from inpaint_cli.convert.containers import LEGACY_MAGIC
 from inpaint_cli.errors import InpaintError
 from inpaint_cli.fill import FillOptions, Inpainter, resolve_model
@@ -310,7 +310,7 @@ def test_plain_state_dict(aot_tensors, tmp_path, zipped, smooth_image):
 
 
 def test_storage_dtypes_and_the_change_they_cause(aot_file, aot_tensors, tmp_path, monkeypatch):
-    monkeypatch.setattr(convert_package, "PROBE_SIDE", 64)  # 128 in use; smaller keeps the test light
+    monkeypatch.setattr(checkpoint_module, "PROBE_SIDE", 64)  # 128 in use; smaller keeps the test light
     assert convert(aot_file).output_change is None
     reference = AOTGenerator(AOT_CONFIGS["paper"]).eval()
     reference.load_state_dict(aot_tensors)

@@ -180,29 +180,6 @@ def test_reconstruction_falls_on_a_fixed_batch(name: str) -> None:
     assert recipe.prediction(output).shape == image.shape
 
 
-def test_v1_reconstruction_phase_is_opt_in() -> None:
-    """The paper trains adversarially from step 0; `--phase-steps N` puts N L1-only steps first,
-    whose loss is the reconstruction alone even with critics at hand."""
-    spec = _spec("deepfill-v1")
-    config = spec.config("tiny")
-    default = spec.recipe(config, TrainOptions(size=64, batch=2, steps=1000)).phases()
-    assert [(p.name, p.steps) for p in default] == [("reconstruction", 0), ("adversarial", None)]
-    recipe = spec.recipe(config, TrainOptions(size=64, batch=2, steps=1000, phase_steps=(40,)))
-    reconstruction, adversarial = recipe.phases()
-    assert (reconstruction.steps, reconstruction.train_discriminator) == (40, False)
-    assert (adversarial.steps, adversarial.train_discriminator) == (None, True)
-    torch.manual_seed(0)
-    generator, critics = spec.build_generator(config), recipe.build_discriminator()
-    image = gradient_image(2, 64)
-    mask = torch.zeros(2, 1, 64, 64)
-    mask[..., 16:40, 20:44] = 1
-    output = recipe.generate(generator, image, mask)
-    loss, logs = recipe.generator_loss(critics, image, mask, output, reconstruction)
-    assert "adv" not in logs and loss.item() == pytest.approx(logs["rec"])
-    _, logs = recipe.generator_loss(critics, image, mask, output, adversarial)
-    assert "adv" in logs
-
-
 @pytest.mark.parametrize("module", [deepfill_v1, deepfill_v2], ids=["v1", "v2"])
 def test_inference_skips_attention_far_from_the_hole_without_changing_the_fill(module):
     """In eval mode attention tiles beyond the later layers' reach of the hole are skipped: the

@@ -1,6 +1,8 @@
-"""Releasing an export: the bar against Telea and NS, eval_json stamped in, manifest and default."""
+"""Releasing an export: the bar against Telea, NS and the harmonic fill, eval_json stamped in,
+manifest and default."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,9 +14,9 @@ from inpaint_cli.errors import InpaintError
 from inpaint_cli.evaluate import EvalResult, Summary, result_from_json, result_to_markdown
 from inpaint_cli.fill import Inpainter, resolve_model
 from inpaint_cli.registry import get_arch
-from inpaint_cli.release import judge, release
+from inpaint_cli.release import Measured, judge, release
 
-SECTIONS = ("box", "10-20", "30-40", "50-60")
+SECTIONS = ("box", "10-20", "30-40", "50-60", "freeform")
 BASELINE = {"psnr": 25.0, "ssim": 0.90, "hole_l1": 0.10}
 
 
@@ -31,8 +33,8 @@ def _result(label: str, lead_db: float, worse: dict[tuple[str, str], float] | No
             label: {m: Summary(v, 0.1, 148) for m, v in mine.items()},
             "telea": {m: Summary(v, 0.1, 148) for m, v in BASELINE.items()},
             "ns": {m: Summary(v - 0.001, 0.1, 148) for m, v in BASELINE.items()},
-            # shown for context, never judged against: better than the model on purpose
-            "harmonic": {"psnr": Summary(40.0, 0.1, 148), "ssim": Summary(0.99, 0.1, 148), "hole_l1": Summary(0.01, 0.1, 148)},
+            # judged on hole L1 only: better than the model on PSNR and SSIM on purpose
+            "harmonic": {"psnr": Summary(40.0, 0.1, 148), "ssim": Summary(0.99, 0.1, 148), "hole_l1": Summary(0.095, 0.1, 148)},
         }
     return EvalResult(methods=[label, "telea", "ns", "harmonic"], metrics=["psnr", "ssim", "hole_l1"], sections=sections, seed=0, size=256)
 
@@ -52,8 +54,15 @@ def test_judge_names_every_shortfall():
     assert "box: PSNR lead +0.50 dB < 1 dB" in small_lead.shortfalls
     worse_ssim = judge(_result("m", 2.0, {("box", "ssim"): 0.899}), "m")
     assert not worse_ssim.bundle and "box: ssim 0.899 vs telea 0.9" in worse_ssim.shortfalls
-    worse_small_holes = judge(_result("m", 2.0, {("10-20", "hole_l1"): 0.2}), "m")
+    worse_small_holes = judge(_result("m", 2.0, {("10-20", "ssim"): 0.8}), "m")
     assert worse_small_holes.bundle and not worse_small_holes.everywhere
+    # the strokes are part of the bar
+    worse_strokes = judge(_result("m", 2.0, {("freeform", "psnr"): 24.9}), "m")
+    assert not worse_strokes.bundle and "freeform: psnr 24.9 vs telea 25" in worse_strokes.shortfalls
+    # beating Telea and NS but not the harmonic fill's hole L1, on any mask set, is not enough
+    blurrier = judge(_result("m", 2.0, {("50-60", "hole_l1"): 0.097}), "m")
+    assert not blurrier.bundle and not blurrier.everywhere
+    assert blurrier.shortfalls == ["50-60: hole_l1 0.097 vs harmonic 0.095"]
 
 
 def test_release_stamps_the_table_and_picks_the_default(tmp_path):
@@ -102,8 +111,27 @@ def test_a_model_below_the_bar_is_not_released(tmp_path):
     with pytest.raises(InpaintError, match="does not clear the bar.*30-40: hole_l1 0.2 vs telea 0.1"):
         release(export, _result("glcic-tiny", 2.0, {("30-40", "hole_l1"): 0.2}), weights, "none")
     assert list(weights.iterdir()) == []
-    with pytest.raises(InpaintError, match="lacks ns"):
+    with pytest.raises(InpaintError, match="lacks ns, harmonic"):
         judge(EvalResult(["m", "telea"], ["psnr", "ssim", "hole_l1"], {}, 0, 256), "m")
+    no_strokes = _result("m", 2.0)
+    del no_strokes.sections["freeform"]
+    with pytest.raises(InpaintError, match="lacks the mask sets freeform"):
+        judge(no_strokes, "m")
+
+
+def test_exports_measured_together_are_each_released_with_their_own_table():
+    """One evaluation of two exports: each release records the classical methods and itself."""
+    first, second = _result("a", 2.0), _result("b", 1.0)
+    both = EvalResult(
+        methods=["telea", "ns", "harmonic", "a", "b"], metrics=first.metrics, seed=0, size=256,
+        sections={name: first.sections[name] | {"b": second.sections[name]["b"]} for name in first.sections},
+        blends={"a": "poisson", "b": "poisson", "telea": "none"},
+    )
+    measured = Measured(Path("weights"), "poisson", both, ["a", "b"])
+    own = measured.result_of(1)
+    assert own.methods == ["telea", "ns", "harmonic", "b"] and own.blends == {"b": "poisson", "telea": "none"}
+    assert own.sections["box"]["b"]["psnr"].mean == 26.0 and "a" not in own.sections["30-40"]
+    assert both.methods == ["telea", "ns", "harmonic", "a", "b"]  # the shared result is untouched
 
 
 def test_markdown_table():

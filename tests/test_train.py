@@ -12,6 +12,7 @@ from inpaint_cli.checkpoint import load_release
 from inpaint_cli.devices import autocast_dtype
 from inpaint_cli.errors import InpaintError
 from inpaint_cli.fill import Inpainter, LoadedModel
+from inpaint_cli.archs.base import TrainOptions
 from inpaint_cli.registry import get_arch, list_archs
 from inpaint_cli.train import TrainSettings, start_training
 from inpaint_cli.train.data import BatchPrefetcher, BatchSampler, ImageCache, as_tensors, find_training_images
@@ -258,3 +259,29 @@ def test_the_papers_weight_average_is_exported_without_ema(image_folder, tmp_pat
     assert start_training(_settings(image_folder, tmp_path / "glcic", "glcic")).average is None
     chosen = start_training(_settings(image_folder, tmp_path / "chosen", "co-mod-gan", size=128, cache_side=128, ema_decay=0.9))
     assert chosen.average.decay == 0.9
+
+
+@pytest.mark.parametrize("arch", ["deepfill-v1", "deepfill-v2", "aot-gan", "lama"])
+def test_reconstruction_phase_is_opt_in(arch: str, recwarn) -> None:
+    """The papers train adversarially from step 0; `--phase-steps N` puts N reconstruction-only
+    steps first, whose loss is the reconstruction alone even with the critic at hand."""
+    from helpers import gradient_image
+
+    spec = get_arch(arch)
+    config = spec.config("tiny")
+    default = spec.recipe(config, TrainOptions(size=64, batch=2, steps=1000)).phases()
+    assert [(p.steps, p.train_discriminator) for p in default] == [(0, False), (None, True)]
+    recipe = spec.recipe(config, TrainOptions(size=64, batch=2, steps=1000, phase_steps=(40,)))
+    reconstruction, adversarial = recipe.phases()
+    assert (reconstruction.name, reconstruction.steps, reconstruction.train_discriminator) == ("reconstruction", 40, False)
+    assert (adversarial.steps, adversarial.train_discriminator) == (None, True)
+    torch.manual_seed(0)
+    generator, critic = spec.build_generator(config), recipe.build_discriminator()
+    image = gradient_image(2, 64)
+    mask = torch.zeros(2, 1, 64, 64)
+    mask[..., 16:40, 20:44] = 1
+    output = recipe.generate(generator, image, mask)
+    loss, logs = recipe.generator_loss(critic, image, mask, output, reconstruction)
+    assert not {"adv", "fm"} & set(logs) and loss.item() == pytest.approx(logs["rec"])
+    _, logs = recipe.generator_loss(critic, image, mask, output, adversarial)
+    assert "adv" in logs

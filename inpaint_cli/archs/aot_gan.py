@@ -174,7 +174,10 @@ class AOTGANRecipe(TrainingRecipe):
         )
 
     def phases(self) -> list[Phase]:
-        return [Phase("joint", None, train_generator=True, train_discriminator=True)]
+        """The paper trains G and D jointly from the first step; `--phase-steps N` puts N
+        reconstruction-only steps first (no critic, no adversarial term), far cheaper on slow
+        hardware."""
+        return self.scaled_phases((0, 1), ("reconstruction", "joint"), ((True, False), (True, True)))
 
     def build_discriminator(self) -> nn.Module:
         return build_discriminator(self.config)
@@ -212,15 +215,18 @@ class AOTGANRecipe(TrainingRecipe):
         output = output.float()
         signed = image * 2 - 1
         l1 = (output - signed).abs().mean()
-        composite = (1 - mask) * signed + mask * output
-        fake = self._soft_logits(discriminator, composite, mask.shape[-2:])
-        if config.smgan_labels == "paper":
-            adversarial = ((fake - 1) ** 2 * mask).mean() / mean_over_processes(mask.mean()).clamp_min(1e-8)
-        else:
-            adversarial = F.mse_loss(fake, torch.ones_like(fake))
         reconstruction = config.l1_weight * l1
-        loss = reconstruction + config.adversarial_weight * adversarial
-        logs = {"rec": reconstruction.item(), "adv": adversarial.item()}
+        loss, logs = reconstruction, {"rec": reconstruction.item()}
+        if phase.train_discriminator:
+            composite = (1 - mask) * signed + mask * output
+            fake = self._soft_logits(discriminator, composite, mask.shape[-2:])
+            if config.smgan_labels == "paper":
+                hole_share = mean_over_processes(mask.mean()).clamp_min(1e-8)
+                adversarial = ((fake - 1) ** 2 * mask).mean() / hole_share
+            else:
+                adversarial = F.mse_loss(fake, torch.ones_like(fake))
+            loss = loss + config.adversarial_weight * adversarial
+            logs["adv"] = adversarial.item()
         if self.vgg is not None:
             vgg = self.vgg.to_device_of(image)
             layers = PERCEPTUAL_LAYERS + STYLE_LAYERS

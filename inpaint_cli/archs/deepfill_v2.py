@@ -90,7 +90,11 @@ class DeepFillV2Recipe(CoarseToFineTraining):
     train_size_multiple = 8
 
     def phases(self) -> list[Phase]:
-        return [Phase("adversarial", None, train_generator=True, train_discriminator=True)]
+        """The paper trains adversarially from the first step; `--phase-steps N` puts N L1-only
+        steps first, as DeepFill v1's recipe does (no critic: far cheaper on slow hardware)."""
+        return self.scaled_phases(
+            (0, 1), ("reconstruction", "adversarial"), ((True, False), (True, True))
+        )
 
     def build_discriminator(self) -> nn.Module:
         return build_discriminator(self.config)

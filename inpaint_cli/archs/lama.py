@@ -125,7 +125,10 @@ class LaMaRecipe(TrainingRecipe):
         )
 
     def phases(self) -> list[Phase]:
-        return [Phase("joint", None, train_generator=True, train_discriminator=True)]
+        """The paper trains G and D jointly from the first step; `--phase-steps N` puts N
+        reconstruction-only steps first (no critic, no adversarial or feature-matching term), far
+        cheaper on slow hardware. That phase learns the hole only where `missing_l1_weight` > 0."""
+        return self.scaled_phases((0, 1), ("reconstruction", "joint"), ((True, False), (True, True)))
 
     def build_discriminator(self) -> nn.Module:
         return build_discriminator(self.config)
@@ -150,19 +153,21 @@ class LaMaRecipe(TrainingRecipe):
         output = output.float()
         pixel_weight = config.known_l1_weight * (1 - mask) + config.missing_l1_weight * mask
         reconstruction = ((output - image).abs() * pixel_weight).mean()
-        fake_logits, fake_features = discriminator.forward_with_features(output)
-        with torch.no_grad():
-            _, real_features = discriminator.forward_with_features(image)
-        adversarial = bce_generator_loss(fake_logits.float())
-        feature_matching = torch.stack(
-            [F.mse_loss(f.float(), r.float()) for f, r in zip(fake_features, real_features)]
-        ).mean()
-        loss = (
-            reconstruction
-            + config.adversarial_weight * adversarial
-            + config.feature_matching_weight * feature_matching
-        )
-        logs = {"rec": reconstruction.item(), "adv": adversarial.item(), "fm": feature_matching.item()}
+        loss, logs = reconstruction, {"rec": reconstruction.item()}
+        if phase.train_discriminator:
+            fake_logits, fake_features = discriminator.forward_with_features(output)
+            with torch.no_grad():
+                _, real_features = discriminator.forward_with_features(image)
+            adversarial = bce_generator_loss(fake_logits.float())
+            feature_matching = torch.stack(
+                [F.mse_loss(f.float(), r.float()) for f, r in zip(fake_features, real_features)]
+            ).mean()
+            loss = (
+                loss
+                + config.adversarial_weight * adversarial
+                + config.feature_matching_weight * feature_matching
+            )
+            logs.update(adv=adversarial.item(), fm=feature_matching.item())
         if self.segmentation_encoder is not None:
             encoder = self.segmentation_encoder.to_device_of(image)
             with torch.no_grad():
@@ -181,6 +186,9 @@ CONFIGS = {
     "fourier": LaMaConfig(),
     "big": LaMaConfig(blocks=18),
     "half": LaMaConfig(base_channels=32, discriminator_channels=32),
+    # the bundled small network: quarter width; L1 over the hole as well as the known pixels,
+    # so that a reconstruction-only phase (`--phase-steps`) can learn without the critic and HRF
+    "quarter-l1": LaMaConfig(base_channels=16, discriminator_channels=16, missing_l1_weight=10.0),
     "tiny": LaMaConfig(base_channels=8, blocks=1, discriminator_channels=8, discriminator_layers=2),
 }
 

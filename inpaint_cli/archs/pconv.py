@@ -268,6 +268,9 @@ CONFIGS = {
     "seven-level-half": PConvConfig(
         widths=(32, 64, 128, 256, 256, 256, 256), kernels=(7, 5, 5, 3, 3, 3, 3)
     ),
+    "seven-level-quarter": PConvConfig(
+        widths=(16, 32, 64, 128, 128, 128, 128), kernels=(7, 5, 5, 3, 3, 3, 3)
+    ),
     "tiny": PConvConfig(widths=(8, 16, 32), kernels=(7, 5, 5), lr=1e-3, finetune_lr=2.5e-4),
 }
 

@@ -14,7 +14,6 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,15 +22,13 @@ import torch
 
 from inpaint_cli import __version__
 from inpaint_cli.archs.base import ArchSpec
-from inpaint_cli.checkpoint import FORMAT, atomic_save_safetensors, resolve_weights
+from inpaint_cli.checkpoint import FORMAT, atomic_save_safetensors, output_change, resolve_weights
 from inpaint_cli.convert.containers import Container, read_container
 from inpaint_cli.convert.official import OfficialModel, official_models
 from inpaint_cli.errors import InpaintError
 from inpaint_cli.registry import get_arch, get_config
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-#: side of the fixed probe image the storage dtype's effect is measured on (fixed-size models use theirs)
-PROBE_SIDE = 128
 
 
 @dataclass
@@ -135,36 +132,6 @@ def _stored(tensor: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     if dtype == torch.float16 and not torch.isfinite(stored).all() and torch.isfinite(tensor).all():
         return tensor.float().contiguous()
     return stored
-
-
-def probe_image(side: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The fixed test image (smooth colour gradients with fine stripes, 1 x 3 x side x side in
-    [0, 1]) and its centred square hole, half the side."""
-    y, x = torch.meshgrid(torch.arange(side, dtype=torch.float32), torch.arange(side, dtype=torch.float32), indexing="ij")
-    stripes = 0.08 * torch.sin(0.9 * x + 1.7 * y)
-    image = torch.stack([
-        0.5 + 0.35 * torch.sin(x / 9) * torch.cos(y / 13) + stripes,
-        0.2 + 0.6 * x / side - stripes,
-        0.8 - 0.6 * y / side + stripes,
-    ]).clamp(0, 1)[None]
-    mask = torch.zeros(1, 1, side, side)
-    mask[..., side // 4: side - side // 4, side // 4: side - side // 4] = 1
-    return image, mask
-
-
-def output_change(spec: ArchSpec, config: Any, original: dict[str, torch.Tensor], stored: dict[str, torch.Tensor]) -> float:
-    """Largest change of the hole's fill on `probe_image` between the float32 weights and the stored ones."""
-    reference = {name: tensor.float() if tensor.is_floating_point() else tensor for name, tensor in original.items()}
-    generator = spec.build_generator(config).eval()
-    side = generator.fixed_size or PROBE_SIDE
-    side = max(math.ceil(side / generator.size_multiple) * generator.size_multiple, generator.min_size)
-    image, mask = probe_image(side)
-    fills = []
-    for weights in (reference, stored):
-        generator.load_state_dict({name: tensor.to(reference[name].dtype) for name, tensor in weights.items()})
-        with torch.inference_mode():
-            fills.append(generator.inpaint(image, mask).float().clamp(0, 1))
-    return float(((fills[0] - fills[1]).abs() * mask).max())
 
 
 def sha256_of(path: Path) -> str:
