@@ -224,18 +224,23 @@ def _one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}".replace("|", "/")
 
 
+def _rate_text(rate: float) -> str:
+    """One decimal, two significant digits below 1 image per second."""
+    return f"{rate:,.1f}" if rate >= 1 else f"{rate:.2g}"
+
+
 def _cells(model: str, fill: dict | str, train: dict | str) -> str:
     arch, _, config = model.partition(":")
     if isinstance(fill, str):
         params, fill_cells = "", [fill, "", ""]
     else:
         params = f"{fill['params'] / 1e6:.2f}"
-        fill_cells = [f"{fill['fill']:.1f}", f"{fill['network']:.1f}", fill["fill_batch"]]
+        fill_cells = [_rate_text(fill["fill"]), _rate_text(fill["network"]), fill["fill_batch"]]
     if isinstance(train, str):
         train_cells = [train, ""]
     else:
         mark = "" if train["losses_complete"] else " †"
-        train_cells = [f"{train['train']:.1f}{mark}", train["train_batch"]]
+        train_cells = [_rate_text(train["train"]) + mark, train["train_batch"]]
     peaks = [None if isinstance(fill, str) else fill["fill_peak"], None if isinstance(train, str) else train["train_peak"]]
     peak = " / ".join("-" if value is None else f"{value:.1f}" for value in peaks)
     return "| " + " | ".join([arch, config, params, *fill_cells, *train_cells, peak]) + " |"
@@ -287,6 +292,7 @@ def run(models: list[str], settings: Settings, budget: Budget) -> None:
         print("\n† trained without its perceptual loss: the recipe takes a backbone that PERCEPTUAL_BACKBONES lacks")
     if skipped:
         print(f"\nskipped, past the {budget.seconds:.0f} s budget: {', '.join(skipped)}")
+    print(f"\nmeasured in {budget.seconds - budget.left():.0f} s of a {budget.seconds:.0f} s budget")
 
 
 def main() -> None:
