@@ -301,8 +301,9 @@ def _ordered(metric_names: Sequence[str], summaries: dict[str, Summary]) -> dict
 
 class _FeatureScorer:
     """The network metrics of one evaluation: LPIPS per fill; FID, P-IDS and U-IDS per section
-    from the pool3 features of its fills against those of their originals (computed once), and
-    per method over all sections pooled. Networks load on first use, and only those needed."""
+    from the pool3 features of its fills against those of their originals (computed once, or read
+    from `Backbones.feature_cache`), and per method over all sections pooled. Networks load on
+    first use, and only those needed."""
 
     def __init__(
         self, metric_names: Sequence[str], backbones: Backbones, originals: Sequence[np.ndarray],
@@ -317,7 +318,8 @@ class _FeatureScorer:
             feature_metrics.InceptionFeatures(backbones) if self.set_metrics else None
         )
         self.real = (
-            np.tile(self.inception(list(originals)), (repeat, 1)) if self.inception else None
+            np.tile(self.inception.of_real_images(list(originals)), (repeat, 1))
+            if self.inception else None
         )
         self.pooled: dict[str, list[np.ndarray]] = {}
 
@@ -375,7 +377,8 @@ def evaluate_methods(
     the learned ones filling with `blend`, and `evaluate` them on the images of `data_dir`.
     `progress(done, total)` follows the fills; `dilate`/`feather` grow and soften every hole, and
     `seed` also seeds the classical methods that draw (patchmatch); `backbones` and `repeat` as
-    `evaluate`. Returns the result and the number of images."""
+    `evaluate`, the real images' features cached in `feature_metrics.feature_cache_dir()` unless
+    `backbones.feature_cache` names another folder. Returns the result and the number of images."""
     from inpaint_cli.fill import FillOptions, Inpainter, resolve_model
     from inpaint_cli.registry import list_archs
 
@@ -388,6 +391,9 @@ def evaluate_methods(
         from inpaint_cli.devices import pick_device
 
         backbones = dataclasses.replace(backbones, device=str(pick_device(device)))
+    backbones = backbones or Backbones()
+    if backbones.feature_cache is None:
+        backbones = dataclasses.replace(backbones, feature_cache=feature_metrics.feature_cache_dir())
     options = FillOptions(strategy="auto", blend=blend, max_side=max(size, 1024))
     inpainters = [Inpainter(model, device, options if model.spec.learned else FillOptions(seed=seed)) for model in loaded]
     images = load_eval_images(data_dir, size, limit)

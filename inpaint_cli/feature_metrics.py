@@ -9,15 +9,20 @@
 
 Backbone weights come only from files the user gives (`Backbones`), never from the network; the
 published `.pth` files are read with `torch.load(weights_only=True)`, safetensors conversions too.
+The real images' Inception features (`InceptionFeatures.of_real_images`) are cached on disk
+(`Backbones.feature_cache`, `inpaint eval`'s is $INPAINT_HOME/cache/features) under a key of
+everything that determines them; a cache file is checked against its key, never trusted.
 All statistics are float64 and use torch alone (no SciPy, no scikit-learn). The set-level scores
 are biased at small n (FID upwards, the IDS downwards): compare them only at equal n.
 
-    real = inception(originals); fake = inception(completions)
+    real = inception.of_real_images(originals); fake = inception(completions)
     frechet_distance(real, fake); inception_discriminative_scores(real, fake)
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -26,6 +31,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
+from inpaint_cli import __version__
 from inpaint_cli.errors import InpaintError
 
 if TYPE_CHECKING:
@@ -42,6 +48,10 @@ SMALL_SET = 10_000
 images; two samples of one distribution of 2048-d features score FID 157 and P-/U-IDS 0 at 2k)."""
 
 FID_FEATURES = 2048
+FEATURE_CACHE_FORMAT = 1  # the cache files' layout: one float64 tensor `features`, metadata `key`
+#: the sources that compute the features (the loader, the network, this module): part of the cache key
+FEATURE_SOURCES = ("feature_metrics.py", "layers/inception.py", "layers/perceptual.py")
+PACKAGE_DIR = Path(__file__).resolve().parent
 
 SVM_C = 1.0  # LinearSVC's default, as in Co-Mod-GAN's metric
 SVM_MAX_NEWTON_STEPS = 200
@@ -99,6 +109,7 @@ class Backbones:
     lpips_net: LPIPSNet = "alex"
     device: str = "cpu"
     batch_size: int = 16
+    feature_cache: Path | None = None  # folder caching the real images' Inception features (None: none)
 
     def path(self, role: str) -> Path:
         """The file for `role` ("inception", "alex", "vgg", "alex-linear", "vgg-linear")."""
@@ -134,17 +145,26 @@ def _torch_batches(
         yield tensor
 
 
+def feature_cache_dir() -> Path:
+    """$INPAINT_HOME/cache/features: where `inpaint eval` caches the real images' features."""
+    from inpaint_cli.weights import inpaint_home
+
+    return inpaint_home() / "cache" / "features"
+
+
 class InceptionFeatures:
-    """pytorch-fid's pool3 features of uint8 images: `features(images) -> N x 2048` float64."""
+    """pytorch-fid's pool3 features of uint8 images: `features(images) -> N x 2048` float64;
+    `of_real_images` the same through the on-disk cache (`Backbones.feature_cache`)."""
 
     def __init__(self, backbones: Backbones) -> None:
+        from inpaint_cli.layers.inception import FIDInceptionV3
         from inpaint_cli.layers.perceptual import load_backbone
 
         self.device = backbones.device
         self.batch_size = backbones.batch_size
-        from inpaint_cli.layers.inception import FIDInceptionV3
-
-        self.network = load_backbone(FIDInceptionV3(), backbones.path("inception")).to(self.device)
+        self.weights = backbones.path("inception")
+        self.cache = backbones.feature_cache
+        self.network = load_backbone(FIDInceptionV3(), self.weights).to(self.device)
 
     def __call__(self, images: Sequence[np.ndarray]) -> np.ndarray:
         import torch
@@ -153,6 +173,69 @@ class InceptionFeatures:
             chunks = [self.network(batch).double().cpu().numpy()
                       for batch in _torch_batches(images, self.batch_size, self.device)]
         return np.concatenate(chunks) if chunks else np.zeros((0, FID_FEATURES))
+
+    def cache_key(self, images: Sequence[np.ndarray]) -> str:
+        """sha256 of everything the features of `images` depend on: each image's shape and pixels
+        in order, the weights file's sha256, the code (the package's version, the sources that
+        compute features, torch's version), the device type and the batch size."""
+        import torch
+
+        from inpaint_cli.convert import sha256_of
+
+        sources = hashlib.sha256()
+        for name in FEATURE_SOURCES:
+            sources.update(name.encode() + b"\0" + (PACKAGE_DIR / name).read_bytes() + b"\0")
+        header = {"format": FEATURE_CACHE_FORMAT, "version": __version__, "sources": sources.hexdigest(),
+                  "torch": torch.__version__, "device": torch.device(self.device).type,
+                  "batch_size": self.batch_size, "weights": sha256_of(self.weights)}
+        digest = hashlib.sha256(json.dumps(header, sort_keys=True).encode())
+        for image in images:
+            pixels = np.ascontiguousarray(image)
+            digest.update(f"{pixels.dtype.str}{pixels.shape}".encode() + hashlib.sha256(pixels).digest())
+        return digest.hexdigest()
+
+    def of_real_images(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """`self(images)`, read from the cache where an earlier run computed them under the same
+        key (`cache_key`) and written there otherwise (atomically: a temporary file, renamed).
+        A cache file that is unreadable, holds another key, or not N x 2048 finite float64 is
+        ignored and replaced; an unwritable cache folder only costs the computation."""
+        if self.cache is None:
+            return self(images)
+        key = self.cache_key(images)
+        path = Path(self.cache) / f"inception-{key[:32]}.safetensors"
+        cached = _read_features(path, key, len(images))
+        if cached is not None:
+            return cached
+        features = self(images)
+        _write_features(path, key, features)
+        return features
+
+
+def _read_features(path: Path, key: str, count: int) -> np.ndarray | None:
+    """The features in cache file `path` if it is readable and holds exactly what `key` names."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(path, framework="np") as file:
+            if (file.metadata() or {}).get("key") != key or set(file.keys()) != {"features"}:
+                return None
+            features = file.get_tensor("features")
+    except (OSError, ValueError, SafetensorError):
+        return None
+    if features.dtype != np.float64 or features.shape != (count, FID_FEATURES) or not np.isfinite(features).all():
+        return None
+    return features
+
+
+def _write_features(path: Path, key: str, features: np.ndarray) -> None:
+    import torch
+
+    from inpaint_cli.checkpoint import atomic_save_safetensors
+
+    try:
+        atomic_save_safetensors({"features": torch.from_numpy(features)}, path, {"key": key})
+    except OSError:
+        pass
 
 
 class LPIPSDistances:

@@ -12,6 +12,7 @@ pytorch-fid's `InceptionV3([3])` with its `load_state_dict_from_url` patched to 
 
 from __future__ import annotations
 
+import copy
 import csv
 import importlib.util
 import io
@@ -434,3 +435,110 @@ def test_repeat_draws_new_masks_per_image_and_saves_each_draw(tmp_path):
     assert (written[hole] == 128).all() and np.array_equal(written[~hole], originals[1][~hole])
     with pytest.raises(InpaintError, match="--repeat must be at least 1"):
         evaluate([_GreyFill()], images, ["box"], ["l1"], repeat=0)
+
+
+# ---------------------------------------------------------------------- real-feature cache
+
+
+def _count_inception_runs(monkeypatch) -> list[int]:
+    """Counts the Inception network's runs (the number of images of each)."""
+    from inpaint_cli.feature_metrics import InceptionFeatures
+
+    runs: list[int] = []
+    run = InceptionFeatures.__call__
+
+    def counted(self, images):
+        runs.append(len(images))
+        return run(self, images)
+
+    monkeypatch.setattr(InceptionFeatures, "__call__", counted)
+    return runs
+
+
+def test_a_second_evaluation_reads_the_real_features_from_inpaint_home(backbones_dir, tmp_path, monkeypatch):
+    from inpaint_cli.evaluate import evaluate_methods
+
+    monkeypatch.setenv("INPAINT_HOME", str(tmp_path / "home"))
+    data = tmp_path / "eval"
+    data.mkdir()
+    rs = np.random.RandomState(3)
+    for index in range(3):
+        Image.fromarray(rs.randint(0, 256, (32, 32, 3)).astype(np.uint8)).save(data / f"{index}.png")
+    runs = _count_inception_runs(monkeypatch)
+
+    def fid() -> float:
+        result, _ = evaluate_methods(["telea"], [], data, ["box"], ["fid"], size=32, device="cpu",
+                                     backbones=Backbones(directory=backbones_dir))
+        return result.sections["box"]["telea"]["fid"].mean
+
+    first = fid()
+    assert runs == [3, 3]  # the originals, then telea's fills
+    cached = list((tmp_path / "home" / "cache" / "features").iterdir())
+    assert len(cached) == 1 and cached[0].suffix == ".safetensors"
+    assert fid() == first
+    assert runs == [3, 3, 3]  # only the fills: the originals' features came from the cache
+    # the cached features are the computed ones: an evaluation without the cache scores the same
+    monkeypatch.setenv("INPAINT_HOME", str(tmp_path / "elsewhere"))
+    assert fid() == first and runs == [3, 3, 3, 3, 3]
+
+
+@pytest.fixture(scope="module")
+def inception(backbones_dir):
+    from inpaint_cli.feature_metrics import InceptionFeatures
+
+    return InceptionFeatures(Backbones(directory=backbones_dir))
+
+
+def _caching_in(inception, folder: Path):
+    """The same loaded network, caching in `folder`."""
+    cached = copy.copy(inception)
+    cached.cache = folder
+    return cached
+
+
+def test_a_changed_image_or_backbone_file_misses_the_cache(inception, backbones_dir, tmp_path, monkeypatch):
+    from inpaint_cli.feature_metrics import InceptionFeatures
+
+    rs = np.random.RandomState(4)
+    images = [rs.randint(0, 256, (16, 16, 3)).astype(np.uint8) for _ in range(2)]
+    cached = _caching_in(inception, tmp_path)
+    runs = _count_inception_runs(monkeypatch)
+    features = cached.of_real_images(images)
+    assert np.array_equal(cached.of_real_images(images), features) and runs == [2]
+    changed = [images[0], images[1].copy()]
+    changed[1][0, 0, 0] ^= 1
+    assert not np.array_equal(cached.of_real_images(changed), features) and runs == [2, 2]
+    # another weights file (one tensor scaled): its features, not the cached ones
+    state = inception_file_state()
+    state["Conv2d_1a_3x3.conv.weight"] *= 1.5
+    other = tmp_path / "other"
+    other.mkdir()
+    torch.save(state, other / "pt_inception-2015-12-05-6726825d.pth")
+    other_inception = InceptionFeatures(Backbones(directory=other, feature_cache=tmp_path))
+    other_features = other_inception.of_real_images(images)
+    assert runs == [2, 2, 2] and not np.allclose(other_features, features)
+    assert len(list(tmp_path.glob("inception-*.safetensors"))) == 3
+
+
+def test_a_corrupt_or_mismatched_cache_file_is_ignored_and_rewritten(inception, tmp_path, monkeypatch):
+    from safetensors.numpy import save_file
+
+    rs = np.random.RandomState(5)
+    images = [rs.randint(0, 256, (16, 16, 3)).astype(np.uint8) for _ in range(2)]
+    cached = _caching_in(inception, tmp_path)
+    runs = _count_inception_runs(monkeypatch)
+    features = cached.of_real_images(images)
+    (path,) = tmp_path.glob("inception-*.safetensors")
+    key = cached.cache_key(images)
+    wrong = {
+        "garbage": lambda: path.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00not json"),
+        "truncated": lambda: path.write_bytes(path.read_bytes()[:-100]),
+        "another key": lambda: save_file({"features": features + 1}, str(path), metadata={"key": "0" * 64}),
+        "wrong shape": lambda: save_file({"features": features[:1]}, str(path), metadata={"key": key}),
+        "not finite": lambda: save_file({"features": features * np.nan}, str(path), metadata={"key": key}),
+    }
+    for number, spoil in enumerate(wrong.values(), start=2):
+        spoil()
+        assert np.array_equal(cached.of_real_images(images), features) and len(runs) == number
+        assert np.array_equal(cached.of_real_images(images), features) and len(runs) == number  # rewritten
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -294,12 +295,21 @@ class Trainer:
 
     # -- the loop --------------------------------------------------------------------------------
 
+    @contextmanager
+    def prefetching(self) -> Iterator[None]:
+        """Within it, `train_step` takes batches that `workers` processes (or a thread) drew ahead."""
+        self._prefetcher = BatchPrefetcher(self.sampler, self.workers)
+        try:
+            yield
+        finally:
+            self._prefetcher.close()
+            self._prefetcher = None
+
     def run(self) -> TrainResult:
         settings = self.settings
-        self._prefetcher = BatchPrefetcher(self.sampler, self.workers)
         totals: dict[str, float] = {}
         count, window_start = 0, time.perf_counter()
-        try:
+        with self.prefetching():
             while self.step < settings.steps:
                 started = time.perf_counter()
                 logs = self.train_step()
@@ -317,9 +327,6 @@ class Trainer:
                 if settings.checkpoint_every and self.step % settings.checkpoint_every == 0:
                     self.save()
             self.save()
-        finally:
-            self._prefetcher.close()
-            self._prefetcher = None
         return TrainResult(self.step, self.export_path, self.history)
 
     def _log(self, totals: dict[str, float], count: int, elapsed: float) -> None:
