@@ -63,6 +63,7 @@ def fill(
     device: Annotated[str, typer.Option("--device", help=DEVICE_HELP)] = "auto",
     quality: Annotated[int, typer.Option("--quality", min=1, max=100, help="JPEG/WebP quality. A JPEG output is re-encoded, so its known pixels change slightly; PNG, TIFF, BMP keep them bit for bit.")] = 95,
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders of a folder input.")] = False,
+    batch: Annotated[int, typer.Option("--batch", min=1, metavar="N", help="A folder: up to N images of one size share each network forward (meant for a GPU; on the CPU the same bytes as N = 1).")] = 1,
     attention_map: Annotated[Optional[Path], typer.Option("--attention-map", help="DeepFill only: write the colour-coded map of where each hole pixel borrowed from.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON record per image on stdout.")] = False,
 ) -> None:
@@ -100,7 +101,7 @@ def fill(
             stderr.print(f"wrote {written.job.target} ({written.method}, {written.hole_pixels} hole pixels)", markup=False)
 
     with progress_bar(stderr, "filling", show=plan.batch and not as_json) as progress:
-        failures = fill_planned(plan, inpainter, warn=warn, done=report, progress=progress,
+        failures = fill_planned(plan, inpainter, batch=batch, warn=warn, done=report, progress=progress,
                                 failed=lambda line: stderr.print(f"error: {line}", markup=False))
     if plan.batch:
         report_batch(stderr, len(plan.jobs), failures, plan.jobs[0].target.parent)

@@ -6,7 +6,8 @@ pixels inside the hole's edge) so known pixels come back bit for bit.
 Memory stays bounded: above `max_side` only windows around the holes reach the network, a window
 larger than `max_side` is filled at that scale with only its hole upsampled, and fills are kept
 as uint8, never as a float copy of the whole image. A fixed-size model's windows reach it as
-batches.
+batches, and so do a folder's images that a network fills whole at one padded size
+(`Inpainter.fill_many`, `inpaint fill DIR --batch N`), N at a time.
 
 Torch is imported only for a network: the classical methods (`ArchSpec.fill_array`) fill arrays
 directly, so `inpaint fill --arch telea` starts without it.
@@ -18,8 +19,9 @@ import copy
 import dataclasses
 import math
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -144,12 +146,21 @@ def _to_uint8(values: np.ndarray) -> np.ndarray:
     return (values * 255).round().clip(0, 255).astype(np.uint8)
 
 
+def _without_hole(rgb8: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """A copy of `rgb8` with its hole black: no method sees the pixels it replaces."""
+    return np.where(hole[..., None], np.uint8(0), rgb8)
+
+
+def _padded_size(shape: tuple[int, ...], multiple: int, minimum: int = 1) -> tuple[int, int]:
+    """The height and width of `shape` raised to at least `minimum`, then to a multiple of `multiple`."""
+    height, width = (max(side, minimum) for side in shape[:2])
+    return height + (-height) % multiple, width + (-width) % multiple
+
+
 def _pad_to_multiple(array: np.ndarray, multiple: int, minimum: int = 1) -> np.ndarray:
     """Mirror-pad bottom and right up to a multiple of `multiple`, and to at least `minimum`."""
-    height, width = array.shape[:2]
-    target_h, target_w = max(height, minimum), max(width, minimum)
-    pad_h = target_h + (-target_h) % multiple - height
-    pad_w = target_w + (-target_w) % multiple - width
+    target_h, target_w = _padded_size(array.shape, multiple, minimum)
+    pad_h, pad_w = target_h - array.shape[0], target_w - array.shape[1]
     if not pad_h and not pad_w:
         return array
     widths = ((0, pad_h), (0, pad_w)) + ((0, 0),) * (array.ndim - 2)
@@ -185,21 +196,29 @@ class Inpainter:
         other.options = dataclasses.replace(self.options, seed=seed)
         return other
 
+    @property
+    def shares_forwards(self) -> bool:
+        """Whether `fill_many` puts several images through one forward: a network that fills
+        images whole and deterministically. A method on arrays, a fixed-size model (its windows
+        already share forwards within each image) and a model that draws its fill from a seed
+        (MAT, Co-ModGAN: z and noise are drawn for the whole batch) fill each image alone."""
+        return not (isinstance(self.model, ArrayMethod) or self.model.fixed_size or getattr(self.model, "pluralistic", False))
+
     # the network on one array ---------------------------------------------------------------
 
     def _fill8(self, rgb8: np.ndarray, hole: np.ndarray) -> np.ndarray:
         """The method's uint8 fill of an array, whole."""
         if isinstance(self.model, ArrayMethod):
             return self.model(rgb8, hole)
-        return _to_uint8(self._network(rgb8[None], hole[None])[0][0])
+        return _to_uint8(self._network([rgb8], [hole])[0][0])
 
-    def _network(self, rgb8: np.ndarray, hole: np.ndarray, attention: bool = False):
-        """A network's fill of a batch of arrays of one size, N x H x W x 3 uint8 with N x H x W
-        holes (each padded to the size multiple, cropped back): float N x H x W x 3 in [0, 1], and
-        the attention maps where asked."""
+    def _network(self, rgb8: Sequence[np.ndarray], hole: Sequence[np.ndarray], attention: bool = False):
+        """A network's fill of a batch of arrays, H x W x 3 uint8 each with its H x W hole, that pad
+        to one size (each mirror-padded to the size multiple, its fill cropped back): float
+        H x W x 3 fills in [0, 1] of each, and the attention maps where asked."""
         import torch
 
-        height, width = hole.shape[1:]
+        sizes = [one.shape for one in hole]
         multiple, minimum = self.model.size_multiple, self.model.min_size
         image = torch.from_numpy(np.stack([_pad_to_multiple(one, multiple, minimum) for one in rgb8])).permute(0, 3, 1, 2)
         mask = torch.from_numpy(np.stack([_pad_to_multiple(one, multiple, minimum) for one in hole]))[:, None]
@@ -222,9 +241,11 @@ class Inpainter:
                     output, flow = self.model.inpaint(image, mask), None
             except ValueError as error:  # an input the architecture cannot take (archs raise ValueError)
                 raise InpaintError(f"{self.label}: {error}") from None
-        output = output.float().clamp(0, 1)[:, :, :height, :width].permute(0, 2, 3, 1).cpu().numpy()
+        output = output.float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
+        output = [one[:height, :width] for one, (height, width) in zip(output, sizes)]
         if flow is not None:
-            flow = (flow.float().clamp(0, 1)[:, :, :height, :width].permute(0, 2, 3, 1).cpu().numpy() * 255).round().astype(np.uint8)
+            flow = (flow.float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy() * 255).round().astype(np.uint8)
+            flow = [one[:height, :width] for one, (height, width) in zip(flow, sizes)]
         return output, flow
 
     def _fixed_windows(self, rgb8: np.ndarray, hole: np.ndarray, boxes: list[tuple[int, int, int, int]]) -> Iterator[np.ndarray]:
@@ -344,26 +365,49 @@ class Inpainter:
         if not hole.any():
             return rgb8.copy(), None
         strategy = self.strategy_for(hole)
-        original, rgb8 = rgb8, np.where(hole[..., None], np.uint8(0), rgb8)  # no method sees the hole
+        masked = _without_hole(rgb8, hole)  # no method sees the hole
         if attention:
             if not hasattr(self.model, "inpaint_with_attention"):
                 raise InpaintError(f"{self.label} has no attention map (DeepFill v1 and v2 do)")
             if strategy != "full" or self.model.fixed_size:
                 raise InpaintError("--attention-map needs --strategy full")
-            output, flow = self._network(rgb8[None], hole[None], attention=True)
+            output, flow = self._network([masked], [hole], attention=True)
             output8, flow = _to_uint8(output[0]), flow[0]
-        elif strategy == "full" and not self.model.fixed_size:
-            output8 = self._fill8(rgb8, hole)
+        elif self._fills_whole(hole):
+            output8 = self._fill8(masked, hole)
         elif strategy == "resize" and not self.model.fixed_size:
-            output8 = self._fill_resized(rgb8, hole)
+            output8 = self._fill_resized(masked, hole)
         else:
-            output8 = self._fill_crop(rgb8, hole)
+            output8 = self._fill_crop(masked, hole)
+        return self._finish(rgb8, output8, hole), flow
+
+    def fill_many(self, images: Sequence[np.ndarray], holes: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """`fill` of each image and its hole, the same bytes, with one network forward for all
+        the images filled whole (strategy full) that pad to one size, where the model
+        `shares_forwards`; other images fill alone."""
+        grown = [self.hole_to_fill(hole) for hole in holes]
+        together: dict[tuple[int, int], list[int]] = {}
+        for index, hole in enumerate(grown):
+            if self.shares_forwards and hole.any() and self._fills_whole(hole):
+                together.setdefault(_padded_size(hole.shape, self.model.size_multiple, self.model.min_size), []).append(index)
+        filled: dict[int, np.ndarray] = {}
+        for indices in together.values():
+            outputs = self._network([_without_hole(images[i], grown[i]) for i in indices], [grown[i] for i in indices])[0]
+            for index, output in zip(indices, outputs):
+                filled[index] = self._finish(images[index], _to_uint8(output), grown[index])
+        return [filled[index] if index in filled else self.fill(image, hole)[0]
+                for index, (image, hole) in enumerate(zip(images, holes))]
+
+    def _fills_whole(self, hole: np.ndarray) -> bool:
+        """Whether the network fills the image whole (strategy full), not in windows."""
+        return self.strategy_for(hole) == "full" and not self.model.fixed_size
+
+    def _finish(self, original: np.ndarray, output8: np.ndarray, hole: np.ndarray) -> np.ndarray:
+        """The method's uint8 fill `output8` blended where asked and composited into `original`."""
         if self.blend == "poisson":
             # the network's own pixels around the hole, not the original's, carry the seam to remove
-            filled = poisson_blend(original, output8, hole)
-        else:
-            filled = output8
-        return composite(original, filled, hole, self.options.feather), flow
+            output8 = poisson_blend(original, output8, hole)
+        return composite(original, output8, hole, self.options.feather)
 
     def __call__(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
         return self.fill(image, hole)[0]
@@ -392,6 +436,22 @@ class FilledFile:
                 "hole_pixels": self.hole_pixels, "strategy": self.strategy, "seconds": round(self.seconds, 3)}
 
 
+def _hole_to_fill(inpainter: Inpainter, job: FillJob, hole: np.ndarray, warn: Callable[[str], None]) -> np.ndarray:
+    """The pixels the fill of `job` replaces (--dilate); an empty or whole-image hole is reported to `warn`."""
+    grown = inpainter.hole_to_fill(hole)
+    if not grown.any():
+        warn(f"{job.image.name}: the mask is empty; the output is a copy of the input")
+    elif grown.all():
+        warn(f"{job.image.name}: the mask covers the whole image; filling with no context")
+    return grown
+
+
+def _write_fill(job: FillJob, image: LoadedImage, filled: np.ndarray, grown: np.ndarray, quality: int, overwrite: bool) -> None:
+    """Write `filled` to `job.target` in the input's own representation, its folder created."""
+    make_folder(job.target.parent)
+    write_image(job.target, merge_fill(image, filled, grown), quality=quality, overwrite=overwrite)
+
+
 def fill_file(
     inpainter: Inpainter,
     job: FillJob,
@@ -409,36 +469,80 @@ def fill_file(
     started = time.perf_counter()
     if job.sample:  # --samples: draw k of a pluralistic model has the seed --seed + k
         inpainter = inpainter.reseeded(inpainter.options.seed + job.sample)
-    grown = inpainter.hole_to_fill(hole)  # the pixels the fill replaces (--dilate)
-    if not grown.any():
-        warn(f"{job.image.name}: the mask is empty; the output is a copy of the input")
-    elif grown.all():
-        warn(f"{job.image.name}: the mask covers the whole image; filling with no context")
+    grown = _hole_to_fill(inpainter, job, hole, warn)
     filled, flow = inpainter.fill(image.rgb8, hole, attention=attention_map is not None)
-    make_folder(job.target.parent)
-    write_image(job.target, merge_fill(image, filled, grown), quality=quality, overwrite=overwrite)
+    _write_fill(job, image, filled, grown, quality, overwrite)
     if flow is not None:
         write_image(attention_map, LoadedImage(flow, None, "RGB", None, attention_map), overwrite=overwrite)
     return FilledFile(job, inpainter.label, int(grown.sum()), inpainter.strategy_for(grown), time.perf_counter() - started)
+
+
+def _fill_alone(inpainter: Inpainter, job: FillJob, image: LoadedImage, hole: np.ndarray, **options) -> FilledFile | InpaintError:
+    """`fill_file`, its error returned rather than raised."""
+    try:
+        return fill_file(inpainter, job, image, hole, **options)
+    except InpaintError as error:
+        return error
+
+
+def fill_files(
+    inpainter: Inpainter,
+    loaded: Sequence[tuple[FillJob, LoadedImage, np.ndarray]],
+    *,
+    quality: int = 95,
+    overwrite: bool = False,
+    warn: Callable[[str], None] = _ignore,
+) -> list[FilledFile | InpaintError]:
+    """`fill_file` of each (job, image, hole), the images filled whole sharing the network's
+    forwards (`Inpainter.fill_many`) where the model `shares_forwards`: each one's outcome, the file
+    written or the error that stopped it, in order. When a shared forward fails, each image is
+    filled alone, so that an error names its own image; each file's `seconds` is then an equal
+    share of the whole. A single image, or a model that does not share forwards, takes
+    `fill_file` one image at a time (--samples draws too)."""
+    if len(loaded) <= 1 or not inpainter.shares_forwards:
+        return [_fill_alone(inpainter, *one, quality=quality, overwrite=overwrite, warn=warn) for one in loaded]
+    started = time.perf_counter()
+    grown = [_hole_to_fill(inpainter, job, hole, warn) for job, _, hole in loaded]
+    try:
+        fills: list[np.ndarray | None] = inpainter.fill_many([image.rgb8 for _, image, _ in loaded],
+                                                             [hole for _, _, hole in loaded])
+    except InpaintError:
+        fills = [None] * len(loaded)
+    errors: dict[int, InpaintError] = {}
+    for index, ((job, image, hole), filled) in enumerate(zip(loaded, fills)):
+        try:
+            if filled is None:
+                filled = inpainter.fill(image.rgb8, hole)[0]
+            _write_fill(job, image, filled, grown[index], quality, overwrite)
+        except InpaintError as error:
+            errors[index] = error
+    seconds = (time.perf_counter() - started) / len(loaded)
+    return [errors[index] if index in errors else
+            FilledFile(job, inpainter.label, int(hole.sum()), inpainter.strategy_for(hole), seconds)
+            for index, ((job, _, _), hole) in enumerate(zip(loaded, grown))]
 
 
 def fill_planned(
     plan: FillPlan,
     inpainter: Inpainter,
     *,
+    batch: int = 1,
     warn: Callable[[str], None] = _ignore,
     done: Callable[[FilledFile], None] = _ignore,
     failed: Callable[[str], None] = _ignore,
     progress: Callable[[int, int], None] = _ignore,
 ) -> list[str]:
     """Carry out `plan` with `fill_file`; `done` gets each written file. A single image's errors
-    raise. A batch decodes the next image and makes its hole in a background thread while one
-    fills; an image that cannot be filled is reported to `failed` as "path: reason" and the batch
-    goes on; `progress(done, total)` follows the images. Returns the failures."""
+    raise. A folder decodes the next image and makes its hole in a background thread while one
+    fills; with `batch` > 1, `batch` images at a time fill together (`fill_files`), so at most
+    `batch` + 1 are held. An image that cannot be filled is reported to `failed` as "path: reason"
+    and the folder goes on; `progress(done, total)` follows the images. Returns the failures."""
     options = {"quality": plan.quality, "overwrite": plan.overwrite, "warn": warn}
     if any(job.sample for job in plan.jobs) and not getattr(inpainter.model, "pluralistic", False):
         raise InpaintError(f"--samples needs a model that draws its fill from a seed (mat, co-mod-gan);"
                            f" {inpainter.label} fills deterministically")
+    if batch < 1:
+        raise InpaintError(f"--batch must be 1 or more, got {batch}")
     if not plan.batch:
         image, hole = plan.first
         for job in plan.jobs:  # one image; several jobs only for --samples
@@ -452,21 +556,32 @@ def fill_planned(
         image = read_image(job.image)
         return image, plan.make_hole(image, job.mask)
 
+    def fill_chunk(chunk: list[FillJob], loads: list[Future]) -> list[FilledFile | InpaintError]:
+        """Each job's outcome: the file written, or the error that stopped it (decoding or filling)."""
+        outcomes: dict[int, FilledFile | InpaintError] = {}
+        loaded: dict[int, tuple[FillJob, LoadedImage, np.ndarray]] = {}
+        for index, (job, load_result) in enumerate(zip(chunk, loads)):
+            try:
+                loaded[index] = (job, *load_result.result())
+            except InpaintError as error:
+                outcomes[index] = error
+        outcomes.update(zip(loaded, fill_files(inpainter, list(loaded.values()), **options)))
+        return [outcomes[index] for index in range(len(chunk))]
+
     jobs, failures = plan.jobs, []
     progress(0, len(jobs))
-    with ThreadPoolExecutor(max_workers=1) as reader:  # the next image decodes while this one fills
-        upcoming = reader.submit(load, jobs[0])
-        for index, job in enumerate(jobs):
-            current = upcoming
-            if index + 1 < len(jobs):
-                upcoming = reader.submit(load, jobs[index + 1])
-            try:
-                image, hole = current.result()
-                written = fill_file(inpainter, job, image, hole, **options)
-            except InpaintError as error:
-                failures.append(f"{job.image}: {error}")
-                failed(failures[-1])
-            else:
-                done(written)
-            progress(index + 1, len(jobs))
+    with ThreadPoolExecutor(max_workers=1) as reader:  # the next image decodes while these fill
+        upcoming: deque[Future] = deque()
+        for start in range(0, len(jobs), batch):
+            chunk = jobs[start : start + batch]
+            while len(upcoming) < len(chunk) + 1 and start + len(upcoming) < len(jobs):  # the chunk and the next image
+                upcoming.append(reader.submit(load, jobs[start + len(upcoming)]))
+            outcomes = fill_chunk(chunk, [upcoming.popleft() for _ in chunk])
+            for index, (job, outcome) in enumerate(zip(chunk, outcomes)):
+                if isinstance(outcome, InpaintError):
+                    failures.append(f"{job.image}: {outcome}")
+                    failed(failures[-1])
+                else:
+                    done(outcome)
+                progress(start + index + 1, len(jobs))
     return failures

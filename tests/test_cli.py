@@ -405,6 +405,28 @@ def test_fill_batch_goes_on_past_a_bad_file(tmp_path: Path) -> None:
     assert sorted(path.name for path in out_dir.iterdir()) == ["good1.png", "good2.png"]
 
 
+def test_fill_folder_batch_writes_the_same_bytes(tmp_path: Path, glcic_weights: Path) -> None:
+    """`--batch 3` with a GLCIC release: the images of two sizes (two forwards of a shared size)
+    give the files and --json records of `--batch 1`, byte for byte; `--batch 0` is a usage error."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for index, (height, width) in enumerate(((HEIGHT, WIDTH), (HEIGHT, WIDTH), (48, 56), (HEIGHT, WIDTH), (48, 56))):
+        hole = np.zeros((height, width), bool)
+        hole[6 + 3 * index : 26 + 3 * index, 10 : 34 + index] = True
+        save(folder / f"{index}.png", with_magenta(smooth_photo(index, height, width), hole))
+        save_mask(folder / f"{index}_mask.png", hole)
+    outputs = {}
+    for batch in ("1", "3"):
+        result = run_cli("fill", folder, "--mask", folder, "--weights", glcic_weights, "-o", tmp_path / batch,
+                         "--batch", batch, "--json", cwd=tmp_path)
+        assert_clean_stderr(result)
+        records = [{**record, "output": Path(record["output"]).name, "seconds": None} for record in json_records(result)]
+        outputs[batch] = records, {path.name: path.read_bytes() for path in sorted((tmp_path / batch).iterdir())}
+    assert outputs["1"] == outputs["3"]
+    assert [record["output"] for record in outputs["3"][0]] == [f"{index}.png" for index in range(5)]
+    assert_user_error(run_cli("fill", folder, "--mask", folder, "--batch", "0", cwd=tmp_path), "--batch", status=2)
+
+
 # ------------------------------------------------------------------------------ fill: bad input
 
 

@@ -245,3 +245,125 @@ def test_samples_write_one_file_per_seed(smooth_image, tmp_path):
     again = plan_fill(tmp_path / "photo.png", tmp_path / "photo_mask.png", [], tmp_path / "telea.png", samples=2)
     with pytest.raises(InpaintError, match="--samples needs a model"):
         fill_planned(again, Inpainter(resolve_model("telea", None, "cpu"), "cpu"))
+
+
+# ------------------------------------------------------------------------------ folders in batches
+
+
+def _photo_folder(folder, sizes, *, dark=()):
+    """photos/NAME.png (a smooth photo of each size, magenta in a box hole) and NAME_mask.png
+    beside it; the names in `dark` are a flat dark grey instead."""
+    from PIL import Image
+
+    folder.mkdir()
+    for index, (name, (height, width)) in enumerate(sizes.items()):
+        y, x = np.mgrid[0:height, 0:width]
+        photo = np.stack([120 + 60 * np.sin(x / 9 + index), 90 + x, 50 + 2 * y], -1).clip(0, 255).astype(np.uint8)
+        if name in dark:
+            photo[:] = 10
+        hole = np.zeros((height, width), bool)
+        hole[8 + 2 * index : 30 + 2 * index, 12 : 40 + index] = True
+        photo[hole] = (255, 0, 255)
+        Image.fromarray(photo).save(folder / f"{name}.png")
+        Image.fromarray(hole.astype(np.uint8) * 255).save(folder / f"{name}_mask.png")
+    return folder
+
+
+def _fill_folder(folder, out, inpainter, batch, **options):
+    """`inpaint fill FOLDER --mask FOLDER -o OUT --batch BATCH` through the library: the failures,
+    the records (the output's name alone, seconds left out), the progress calls and the bytes
+    written, by file name."""
+    from inpaint_cli.fill import fill_planned
+    from inpaint_cli.masks import plan_fill
+
+    records, calls = [], []
+    failures = fill_planned(plan_fill(folder, folder, [], out, **options), inpainter, batch=batch,
+                            done=lambda written: records.append({**written.record(), "output": written.job.target.name,
+                                                                 "seconds": None}),
+                            progress=lambda done, total: calls.append((done, total)))
+    return failures, records, calls, {path.name: path.read_bytes() for path in sorted(out.iterdir())}
+
+
+def _record_batches(model) -> list[tuple[int, ...]]:
+    """The shapes of the batches `model.inpaint` is given from now on."""
+    shapes, forward = [], model.inpaint
+
+    def recording(image, mask, **options):
+        shapes.append(tuple(image.shape))
+        return forward(image, mask, **options)
+
+    model.inpaint = recording
+    return shapes
+
+
+@pytest.mark.parametrize("arch", ["glcic", "deepfill-v1", "context-encoder"])
+def test_folder_batches_write_the_same_bytes_as_one_image_at_a_time(tmp_path, arch):
+    """`--batch 3` on CPU float32: images that pad to one size (72 x 88 and 70 x 86 do, for GLCIC's
+    multiple of 4 and DeepFill's of 8) share a forward, and every file, record and progress step is
+    the one of `--batch 1`. The Context Encoder's windows are filled image by image either way."""
+    spec = get_arch(arch)
+    torch.manual_seed(0)
+    model = spec.build_generator(spec.config("tiny")).eval()
+    inpainter = Inpainter(LoadedModel(model, spec, "tiny", arch, {}), "cpu")  # GLCIC: Poisson-blended
+    sizes = {"a": (72, 88), "b": (70, 86), "c": (72, 88), "d": (64, 80), "e": (64, 80)}
+    folder = _photo_folder(tmp_path / "photos", sizes)
+    batches = _record_batches(model)
+    one_at_a_time = _fill_folder(folder, tmp_path / "one", inpainter, batch=1)
+    alone, batches[:] = list(batches), []
+    together = _fill_folder(folder, tmp_path / "three", inpainter, batch=3)
+    assert one_at_a_time == together
+    failures, records, calls, written = together
+    assert failures == [] and sorted(written) == [f"{name}.png" for name in sizes]
+    assert [record["hole_pixels"] for record in records] == [22 * 28, 22 * 29, 22 * 30, 22 * 31, 22 * 32]
+    assert calls == [(done, 5) for done in range(6)]
+    if model.fixed_size:
+        assert batches == alone
+    else:
+        assert [shape[0] for shape in alone] == [1] * 5
+        assert [shape[0] for shape in batches] == [3, 2]
+        assert batches[0][2:] == (72, 88) and batches[1][2:] == (64, 80)
+
+
+def test_folder_batches_leave_pluralistic_draws_alone(tmp_path):
+    """MAT draws z and noise for a whole forward, so `--batch` fills its images one by one: each
+    `--samples` draw is the one of `--batch 1`."""
+    loaded = _tiny_mat()
+    folder = _photo_folder(tmp_path / "photos", {"a": (128, 128), "b": (128, 128)})
+    inpainter = Inpainter(loaded, "cpu", FillOptions(blend="none", seed=5))
+    batches = _record_batches(loaded.model)
+    one_at_a_time = _fill_folder(folder, tmp_path / "one", inpainter, batch=1, samples=2)
+    together = _fill_folder(folder, tmp_path / "three", inpainter, batch=3, samples=2)
+    assert one_at_a_time == together
+    assert sorted(together[3]) == ["a-0.png", "a-1.png", "b-0.png", "b-1.png"]
+    assert together[3]["a-0.png"] != together[3]["a-1.png"]
+    assert [shape[0] for shape in batches] == [1] * 8
+
+
+def test_folder_batches_report_each_failure_and_go_on(tmp_path):
+    """In one batch of four: a truncated file, an existing output (never overwritten) and an
+    image the network refuses, which fails the shared forward: each image is then filled alone,
+    so that only the refused one fails. The others are written, in order."""
+
+    class RefusesDark(Recorder):
+        batches: list[int] = []
+
+        def inpaint(self, image, mask):
+            self.batches.append(len(image))
+            if (image.mean(dim=(1, 2, 3)) < 0.1).any():
+                raise ValueError("this image is too dark")
+            return super().inpaint(image, mask)
+
+    sizes = {"a": (64, 80), "b": (64, 80), "c": (64, 80), "d": (64, 80), "e": (64, 80), "f": (64, 80)}
+    folder = _photo_folder(tmp_path / "photos", sizes, dark=("b",))
+    (folder / "d.png").write_bytes((folder / "d.png").read_bytes()[:200])
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "e.png").write_bytes(b"earlier")
+    model = RefusesDark()
+    failures, records, calls, written = _fill_folder(folder, out, Inpainter(_plain(model), "cpu"), batch=4)
+    assert [failure.split(":")[0] for failure in failures] == [str(folder / name) for name in ("b.png", "d.png", "e.png")]
+    assert "too dark" in failures[0] and "exists" in failures[2]
+    assert [record["output"] for record in records] == ["a.png", "c.png", "f.png"]
+    assert written["e.png"] == b"earlier" and sorted(written) == ["a.png", "c.png", "e.png", "f.png"]
+    assert calls == [(done, 6) for done in range(7)]
+    assert model.batches == [3, 1, 1, 1, 1]  # a, b, c shared (refused), then alone; f alone
