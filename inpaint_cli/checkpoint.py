@@ -6,6 +6,7 @@ Nothing is ever unpickled: tensors live in safetensors files, everything else in
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
 import math
@@ -70,10 +71,11 @@ def probe_image(side: int) -> tuple[torch.Tensor, torch.Tensor]:
     return image, mask
 
 
-def output_change(spec: ArchSpec, config: Any, original: dict[str, torch.Tensor], stored: dict[str, torch.Tensor]) -> float:
-    """Largest change of the hole's fill on `probe_image` between the float32 weights and the stored ones."""
+def output_change(generator: InpaintModel, original: dict[str, torch.Tensor], stored: dict[str, torch.Tensor]) -> float:
+    """Largest change of the hole's fill on `probe_image` between the float32 weights and the stored
+    ones, both loaded into `generator` (a CPU model of their architecture, changed in place)."""
     reference = {name: tensor.float() if tensor.is_floating_point() else tensor for name, tensor in original.items()}
-    generator = spec.build_generator(config).eval()
+    generator.eval()
     side = generator.fixed_size or PROBE_SIDE
     side = max(math.ceil(side / generator.size_multiple) * generator.size_multiple, generator.min_size)
     image, mask = probe_image(side)
@@ -132,7 +134,7 @@ def export_release(
     change is recorded as `float16_fill_change` (grey levels)."""
     weights = {name: tensor.detach().cpu() for name, tensor in generator.state_dict().items()}
     tensors = {name: tensor.to(_release_dtype(tensor)) for name, tensor in weights.items()}
-    change = output_change(spec, config, weights, tensors)
+    change = output_change(copy.deepcopy(generator).cpu(), weights, tensors)
     if change > FLOAT16_FILL_TOLERANCE:
         tensors = weights
     metadata = {

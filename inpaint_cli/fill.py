@@ -299,7 +299,7 @@ class Inpainter:
                 centre_y, centre_x = (top + bottom) // 2, (left + right) // 2
                 top = min(max(centre_y - side // 2, 0), max(height - side, 0))
                 left = min(max(centre_x - side // 2, 0), max(width - side, 0))
-                bottom, right = top + side, left + side
+                bottom, right = min(top + side, height), min(left + side, width)  # a smaller image: all of it
             else:
                 margin = max(context, (max(bottom - top, right - left) + 1) // 2)
                 top, left = max(top - margin, 0), max(left - margin, 0)

@@ -118,6 +118,17 @@ def test_fixed_size_models_get_scaled_windows_around_each_hole():
     assert (filled[~hole] == 10).all()
 
 
+def test_a_fixed_size_model_fills_an_image_smaller_than_its_window():
+    """A 20 x 26 image under a 32 x 32 model: the whole image is its window (mirror-padded, scaled)."""
+    model = Recorder(fixed_size=32)
+    image = np.full((20, 26, 3), 10, np.uint8)
+    hole = np.zeros((20, 26), bool)
+    hole[6:12, 8:16] = True
+    filled, _ = Inpainter(_plain(model), "cpu").fill(image, hole)
+    assert model.seen == [(32, 32)]
+    assert (np.abs(filled[hole].astype(int) - 128) <= 1).all() and (filled[~hole] == 10).all()
+
+
 def test_fixed_size_windows_filled_in_batches_equal_one_at_a_time():
     """Batch norm in eval mode and convolutions treat each sample alone: the same bytes."""
     from inpaint_cli.archs.context_encoder import CONFIGS, SPECS

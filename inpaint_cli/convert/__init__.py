@@ -64,7 +64,7 @@ def convert(
     spec = get_arch(official.arch)
     model_config = dataclasses.replace(get_config(spec, official.config), **official.config_overrides)
     stored = {name: _stored(tensor, DTYPES[dtype]) for name, tensor in tensors.items()}
-    change = None if dtype == "float32" else output_change(spec, model_config, tensors, stored)
+    change = None if dtype == "float32" else output_change(spec.build_generator(model_config), tensors, stored)
     metadata = {
         "format": FORMAT,
         "arch": spec.name,
