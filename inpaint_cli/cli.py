@@ -273,6 +273,7 @@ def train(
     masks: Annotated[list[str], typer.Option("--masks", help="Training holes, KIND or KIND@WEIGHT (repeatable), e.g. --masks box --masks irregular:10-60. Default: the paper's holes for the arch.")] = [],
     cache_side: Annotated[int, typer.Option("--cache-side", min=1, help="Images are resized once so their shorter side is this, then cropped (the evaluation's scale is 256).")] = 256,
     data_note: Annotated[str, typer.Option("--data-note", help="What the data is and its terms, recorded in the export's metadata.")] = "",
+    time_limit: Annotated[Optional[float], typer.Option("--time-limit", min=0, metavar="MINUTES", help="Stop after this much wall time with a checkpoint and export of the step reached (`--resume` continues).")] = None,
 ) -> None:
     """Train an architecture on your own pictures (`--resume` continues a run, e.g. to more --steps).
 
@@ -295,7 +296,7 @@ def train(
     )
     with spinner(stderr, "starting", show=shown):  # the set-up (networks, image cache): an error leaves only its line
         trainer = start_training(settings, resume=resume, device=device, steps_override=steps, precision=precision, workers=workers)
-    result = run_training(trainer, stderr, resumed=resume, show=shown)
+    result = run_training(trainer, stderr, resumed=resume, show=shown, time_limit_s=None if time_limit is None else time_limit * 60)
     if shown:
         stderr.print(f"trained {trainer.spec.name} {trainer.config_name} to step {result.step}; export: {result.export_path}", markup=False)
 

@@ -96,8 +96,8 @@ def log_text(logs: dict[str, float]) -> str:
     return " ".join(f"{k}={v:.4g}" if k != "images_per_s" else f"{v:.1f} img/s" for k, v in logs.items() if k != "step")
 
 
-def run_training(trainer: Any, console: Console, resumed: bool, show: bool = True) -> Any:
-    """`trainer.run()` under a progress bar (where `show`) of the phase, the step and the latest logs."""
+def run_training(trainer: Any, console: Console, resumed: bool, show: bool = True, time_limit_s: float | None = None) -> Any:
+    """`trainer.run(time_limit_s)` under a progress bar (where `show`) of the phase, the step and the latest logs."""
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
     with _display(console, TextColumn("[bold]{task.fields[phase]}"), BarColumn(), MofNCompleteColumn(),
@@ -109,7 +109,7 @@ def run_training(trainer: Any, console: Console, resumed: bool, show: bool = Tru
             progress.update(task, completed=step, total=total, phase=phase, logs=log_text(logs))
 
         trainer.progress = report
-        return trainer.run()
+        return trainer.run(time_limit_s)
 
 
 class GenerateByDefault(TyperGroup):

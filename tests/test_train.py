@@ -285,3 +285,15 @@ def test_reconstruction_phase_is_opt_in(arch: str, recwarn) -> None:
     assert not {"adv", "fm"} & set(logs) and loss.item() == pytest.approx(logs["rec"])
     _, logs = recipe.generator_loss(critic, image, mask, output, adversarial)
     assert "adv" in logs
+
+
+def test_a_time_limit_stops_with_a_checkpoint_that_resumes(image_folder, tmp_path, monkeypatch):
+    """`--time-limit`: the run stops when the clock passes it, checkpointed and exported at the step
+    reached, and `--resume` carries on from there to the stored steps."""
+    clock = iter(range(1000))  # each reading one second later: the 2.5 s limit passes at the third check
+    monkeypatch.setattr("inpaint_cli.train.loop.time.monotonic", lambda: float(next(clock)))
+    trainer = start_training(_settings(image_folder, tmp_path / "run", "glcic", steps=8, checkpoint_every=100))
+    assert trainer.run(time_limit_s=2.5).step == 2
+    assert load_release(trainer.export_path)[3]["step"] == "2"
+    resumed = start_training(_settings(image_folder, tmp_path / "run", "glcic"), resume=True)
+    assert (resumed.step, resumed.run().step) == (2, 8)

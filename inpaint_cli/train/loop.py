@@ -305,12 +305,15 @@ class Trainer:
             self._prefetcher.close()
             self._prefetcher = None
 
-    def run(self) -> TrainResult:
+    def run(self, time_limit_s: float | None = None) -> TrainResult:
+        """Train to `settings.steps`, or until `time_limit_s` of wall time has passed (then the
+        checkpoint and export of the step reached are written, and `--resume` continues)."""
         settings = self.settings
         totals: dict[str, float] = {}
         count, window_start = 0, time.perf_counter()
+        deadline = None if time_limit_s is None else time.monotonic() + time_limit_s
         with self.prefetching():
-            while self.step < settings.steps:
+            while self.step < settings.steps and not self._past(deadline):
                 started = time.perf_counter()
                 logs = self.train_step()
                 self.wall_time += time.perf_counter() - started
@@ -328,6 +331,12 @@ class Trainer:
                     self.save()
             self.save()
         return TrainResult(self.step, self.export_path, self.history)
+
+    def _past(self, deadline: float | None) -> bool:
+        """Whether the time limit has passed, for every process alike (any process's clock decides)."""
+        if deadline is None:
+            return False
+        return mean_over_ranks({"past": float(time.monotonic() >= deadline)}, self.device)["past"] > 0
 
     def _log(self, totals: dict[str, float], count: int, elapsed: float) -> None:
         """One row of the losses' means over the last `count` steps (and over the processes), kept
