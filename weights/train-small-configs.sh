@@ -1,0 +1,50 @@
+#!/bin/bash
+# The training runs behind the small bundled configs that are still in training (weights/README.md,
+# "In training"), side by side, for a fixed wall-clock budget: prepared so that a few minutes on a
+# lent GPU go to training, not to set-up. Each run resumes where its folder's checkpoint left it,
+# stops itself after MINUTES with a checkpoint and an export (`inpaint train --time-limit`), and
+# records the hardware and wall time in that export. Then measure and release the exports:
+#
+#     weights/train-small-configs.sh 10                 # 10 minutes, runs under runs/
+#     inpaint release runs/lama-s1/lama-quarter-l1.safetensors ... --blend poisson
+#
+# Arguments: MINUTES (default 10), RUNS folder (default runs), DATA folder of training images
+# (default $INPAINT_DATA/train). On CUDA every run gets WORKERS loader processes (default: the CPUs
+# shared out, at most 4) and bf16 autocast; on a CPU each run gets one thread, niced.
+set -euo pipefail
+minutes=${1:-10}
+runs=${2:-runs}
+data=${3:-${INPAINT_DATA:?set INPAINT_DATA or pass the training images as the third argument}/train}
+[ -d "$data" ] || { echo "train-small-configs: error: training images not found: $data" >&2; exit 1; }
+note="BSDS500 train+val+test minus the 68 CBSD68 images (432; BSDS terms: research use) and Urban100 (100; terms not stated)"
+
+if python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
+    workers=${WORKERS:-$(( $(nproc) / 5 < 4 ? $(nproc) / 5 : 4 ))}
+    batch=32 launch=()
+else
+    workers=0 batch=16 launch=(env OMP_NUM_THREADS=1 nice -n 10)
+fi
+
+# name arch config lr extra-options...: resume the run in $runs/name, else start it
+run() {
+    local name=$1 arch=$2 config=$3 lr=$4
+    shift 4
+    local common=(--arch "$arch" --out "$runs/$name" --workers "$workers" --time-limit "$minutes")
+    if [ -d "$runs/$name/checkpoint" ]; then
+        "${launch[@]}" inpaint train "${common[@]}" --resume > "$runs/$name.log" 2>&1 &
+    else
+        "${launch[@]}" inpaint train "${common[@]}" --config "$config" --data "$data" --size 128 --batch "$batch" \
+            --steps 300000 --lr "$lr" --ema 0.999 --checkpoint-every 250 --sample-every 1000 --seed 21 \
+            --masks box --masks irregular:10-60 --masks freeform --data-note "$note" "$@" > "$runs/$name.log" 2>&1 &
+    fi
+}
+
+mkdir -p "$runs"
+# reconstruction only (`--phase-steps` longer than the run): the adversarial phases cost 2-5 x per
+# step, and on small budgets they made fills worse (weights/README.md)
+run dfv2-s1 deepfill-v2 half 2e-4 --phase-steps 290000
+run aot-s1 aot-gan quarter 2e-4 --phase-steps 290000
+run lama-s1 lama quarter-l1 1e-3 --phase-steps 290000
+run pconv-s1 pconv seven-level-quarter 2e-4 --phase-steps 290000
+wait
+for log in "$runs"/{dfv2,aot,lama,pconv}-s1.log; do tail -n 1 "$log"; done
