@@ -226,14 +226,18 @@ def summary_line(metadata: dict[str, str], result: EvalResult, label: str, post_
 
 
 def _best_default(weights_dir: Path, models: dict[str, str]) -> str:
-    """The bundled file that beats both baselines on every section with the highest mean PSNR
-    over its sections; `telea` when none does."""
+    """The bundled file whose own evaluation beats both baselines on every section with the highest
+    mean PSNR over its sections; `telea` when none does."""
     best, best_psnr = "telea", float("-inf")
     for arch, file in sorted(models.items()):
         metadata = read_metadata(weights_dir / file)
         result = result_from_json(metadata["eval_json"])
         label = _own_label(result, file)
-        if not judge(result, label).everywhere:
+        try:
+            eligible = judge(result, label).everywhere
+        except InpaintError:  # measured before the gate took its present form: not the default until re-released
+            eligible = False
+        if not eligible:
             continue
         sections = [s for s in result.sections if s != OVERALL]
         mean_psnr = sum(result.sections[s][label]["psnr"].mean for s in sections) / len(sections)

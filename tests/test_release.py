@@ -9,12 +9,12 @@ import torch
 from safetensors.torch import load_file
 
 from inpaint_cli.archs.glcic import CONFIGS, CompletionNetwork
-from inpaint_cli.checkpoint import export_release, read_metadata
+from inpaint_cli.checkpoint import atomic_save_safetensors, export_release, read_metadata
 from inpaint_cli.errors import InpaintError
-from inpaint_cli.evaluate import EvalResult, Summary, result_from_json, result_to_markdown
+from inpaint_cli.evaluate import EvalResult, Summary, result_from_json, result_to_json, result_to_markdown
 from inpaint_cli.fill import Inpainter, resolve_model
 from inpaint_cli.registry import get_arch
-from inpaint_cli.release import Measured, judge, release
+from inpaint_cli.release import Measured, _best_default, judge, release
 
 SECTIONS = ("box", "10-20", "30-40", "50-60", "freeform")
 BASELINE = {"psnr": 25.0, "ssim": 0.90, "hole_l1": 0.10}
@@ -154,3 +154,19 @@ def test_the_recorded_blend_decides_not_the_label(tmp_path):
     target, _, _ = release(export, blended, weights, "poisson")
     assert read_metadata(target)["post_processing"] == "poisson"
     assert result_from_json(read_metadata(target)["eval_json"]).blends == {"glcic-tiny": "poisson"}
+
+
+def test_a_file_measured_before_the_strokes_joined_the_gate_is_not_the_default(tmp_path):
+    """A bundled file whose table lacks a mask set the gate now requires stays bundled, but only a
+    file measured on the whole gate can be the default."""
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "manifest.json").write_text(json.dumps({"default": "telea", "models": {}}))
+    old = _export(tmp_path / "old" / "glcic-tiny.safetensors")
+    _, _, default = release(old, _result("glcic-tiny", 2.0), weights, "none")
+    assert default == "glcic-tiny.safetensors"
+    stamped = weights / "glcic-tiny.safetensors"
+    older = result_from_json(read_metadata(stamped)["eval_json"])
+    del older.sections["freeform"]
+    atomic_save_safetensors(load_file(str(stamped)), stamped, read_metadata(stamped) | {"eval_json": result_to_json(older)})
+    assert _best_default(weights, {"glcic": "glcic-tiny.safetensors"}) == "telea"
