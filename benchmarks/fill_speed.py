@@ -104,9 +104,9 @@ def measure_latency(model: str, size: int, repeats: int, device: str) -> dict:
     recorded = []
     forward = network.inpaint
 
-    def recording(batch, mask):
-        recorded.append((batch.clone(), mask.clone()))
-        return forward(batch, mask)
+    def recording(batch, mask, **options):  # options: a pluralistic model's seed and truncation
+        recorded.append((batch.clone(), mask.clone(), options))
+        return forward(batch, mask, **options)
 
     network.inpaint = recording
     try:
@@ -118,8 +118,8 @@ def measure_latency(model: str, size: int, repeats: int, device: str) -> dict:
         inpainter.fill(image, hole)
     network.inpaint = forward
     with torch.inference_mode(), FlopCounterMode(display=False) as counter:
-        for batch, mask in recorded:
-            network.inpaint(batch, mask)
+        for batch, mask, options in recorded:
+            network.inpaint(batch, mask, **options)
     # interleaved, so that a change in the machine's load touches every measure alike
     rates, fills, forwards, poisson = [], [], [], []
     for _ in range(repeats):
@@ -129,8 +129,8 @@ def measure_latency(model: str, size: int, repeats: int, device: str) -> dict:
         fills.append(time.perf_counter() - started)
         with torch.inference_mode():
             started = time.perf_counter()
-            for batch, mask in recorded:
-                network.inpaint(batch, mask)
+            for batch, mask, options in recorded:
+                network.inpaint(batch, mask, **options)
             forwards.append(time.perf_counter() - started)
         started = time.perf_counter()
         poisson_blend(image, filled, hole)
@@ -138,7 +138,7 @@ def measure_latency(model: str, size: int, repeats: int, device: str) -> dict:
     gflop, rate = counter.get_total_flops() / 1e9, max(rates)
     return {"model": model, "label": inpainter.label, "fill": min(fills), "network": min(forwards),
             "gflop": gflop, "conv_rate": rate, "floor": gflop / rate, "poisson": min(poisson),
-            "batches": [tuple(batch.shape) for batch, _ in recorded], "hole": float(hole.mean()),
+            "batches": [tuple(batch.shape) for batch, _, _ in recorded], "hole": float(hole.mean()),
             "threads": torch.get_num_threads()}
 
 
