@@ -40,6 +40,9 @@ run() {
 }
 
 mkdir -p "$runs"
+# background jobs of a script ignore Ctrl-C: pass it (and TERM) on, so that an interrupted script
+# leaves no run behind (each stops at once, keeping its last checkpoint)
+trap 'kill -TERM $(jobs -p) 2>/dev/null; wait' INT TERM
 # reconstruction only (`--phase-steps` longer than the run): the adversarial phases cost 2-5 x per
 # step, and on small budgets they made fills worse (weights/README.md)
 run dfv2-s1 deepfill-v2 half 2e-4 --phase-steps 290000
