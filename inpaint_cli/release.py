@@ -28,6 +28,8 @@ BASELINES = ("telea", "ns")
 #: interpolant is what a Poisson-blended fill (GLCIC's post-processing) gives with no network at all,
 #: and patchmatch the exemplar-based fill that copies texture (Barnes et al. 2009)
 REFERENCES = ("harmonic", "patchmatch")
+#: every method of a release's evaluation that is not the model being released
+CLASSICAL = (*BASELINES, *REFERENCES)
 BAR_METRICS = ("psnr", "ssim", "hole_l1")
 #: the membrane interpolant every bundled model must beat on hole L1 on every mask set, so that the
 #: network adds something of its own over the flat fill its output is blended into
@@ -196,9 +198,9 @@ def measure(
     else:
         data_dir = data or data_folder("eval")
         mask_sets = protocol_mask_sets(irregular)
-        result, _ = evaluate_methods([*BASELINES, *REFERENCES], [str(export) for export in exports], data_dir,
+        result, _ = evaluate_methods(list(CLASSICAL), [str(export) for export in exports], data_dir,
                                      mask_sets, ["psnr", "ssim"], blend=blend, device=device, progress=progress)
-    labels = [label for label in result.methods if label not in (*BASELINES, *REFERENCES)]
+    labels = [label for label in result.methods if label not in CLASSICAL]
     if len(labels) != len(exports):
         raise InpaintError(
             f"the evaluation compares {len(labels)} model(s) with the classical methods, not the {len(exports)} given"
@@ -207,7 +209,7 @@ def measure(
 
 
 def _classical(result: EvalResult) -> list[str]:
-    return [label for label in result.methods if label in (*BASELINES, *REFERENCES)]
+    return [label for label in result.methods if label in CLASSICAL]
 
 
 def summary_line(metadata: dict[str, str], result: EvalResult, label: str, post_processing: str) -> str:
@@ -248,7 +250,7 @@ def _best_default(weights_dir: Path, models: dict[str, str]) -> str:
 
 def _own_label(result: EvalResult, file: str) -> str:
     """The label the file's own evaluation gave it: the one method that is not a baseline."""
-    others = [label for label in result.methods if label not in (*BASELINES, *REFERENCES)]
+    others = [label for label in result.methods if label not in CLASSICAL]
     if len(others) != 1:
         raise InpaintError(f"{file}: its eval_json must compare exactly one model with telea and ns, found {others}")
     return others[0]
