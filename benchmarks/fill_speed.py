@@ -12,8 +12,9 @@ paper's Context Encoder, which fills only that):
   model's post-processing is poisson);
 - network: the bare forward passes of the exact inputs that fill sent the network (recorded);
 - GFLOP: those forwards' floating-point operations, from torch's FlopCounterMode;
-- floor: GFLOP at the rate a 3 x 3 convolution (64 -> 64 channels, 256 x 256) reaches in the same
-  process just before, the best these cores do on the networks' main operation;
+- floor: GFLOP at the rate a 3 x 3 convolution (64 -> 64 channels, 256 x 256, the faster of the
+  contiguous and channels-last layouts) reaches in the same process just before, the best these
+  cores do on the networks' main operation;
 - fill / network and network / floor: the ratios; absolute times on a shared machine drift,
   ratios measured in one process hold. Each repeat measures the rate, the fill, the network and
   the Poisson solve in turn; each is the best of the repeats.
@@ -70,18 +71,20 @@ def _load(model: str, device: str):
 
 
 def _conv_gflops_per_second(repeats: int = 5) -> float:
+    """The probe's rate in the faster of the two memory layouts (fills run channels-last)."""
     import torch
 
-    convolution = torch.nn.Conv2d(CONV_SHAPE[1], CONV_SHAPE[1], 3, padding=1).eval()
-    image = torch.rand(CONV_SHAPE)
     flops = 2 * 9 * CONV_SHAPE[1] ** 2 * CONV_SHAPE[2] * CONV_SHAPE[3]
-    with torch.inference_mode():
-        convolution(image)
-        times = []
-        for _ in range(repeats):
-            started = time.perf_counter()
+    times = []
+    for layout in (torch.contiguous_format, torch.channels_last):
+        convolution = torch.nn.Conv2d(CONV_SHAPE[1], CONV_SHAPE[1], 3, padding=1).eval().to(memory_format=layout)
+        image = torch.rand(CONV_SHAPE).contiguous(memory_format=layout)
+        with torch.inference_mode():
             convolution(image)
-            times.append(time.perf_counter() - started)
+            for _ in range(repeats):
+                started = time.perf_counter()
+                convolution(image)
+                times.append(time.perf_counter() - started)
     return flops / min(times) / 1e9
 
 
