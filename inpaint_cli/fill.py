@@ -112,9 +112,14 @@ def resolve_model(arch: str | None, weights: str | None, device: torch.device | 
         return LoadedModel(model, spec, spec.default_config, spec.name, {})
     bundled = weights_for(spec.name)
     if bundled is None:
+        from inpaint_cli.convert.official import official_models
+
+        convert = any(official.arch == spec.name for official in official_models())
         raise InpaintError(
-            f"no bundled weights for {spec.name}: train them with `inpaint train --arch {spec.name}`"
-            f" and pass the export with --weights FILE (or hf://owner/repo/file.safetensors)"
+            f"no bundled weights for {spec.name}: "
+            + ("convert the official ones with `inpaint convert FILE --install`, or " if convert else "")
+            + f"train them with `inpaint train --arch {spec.name}` and pass the export with --weights FILE"
+            f" (or hf://owner/repo/file.safetensors)"
         )
     model, spec, config, metadata = load_release(bundled, spec.name, None, device)
     return LoadedModel(model, spec, config, spec.name, metadata, bundled)

@@ -71,6 +71,9 @@ def photo(tmp_path, smooth_image) -> Path:
 def test_convert_install_then_arch_loads_the_installed_file(home, aot_official, photo, tmp_path):
     code, _, err = run("fill", photo, "--rect", RECT, "--arch", "aot-gan", "-o", tmp_path / "before.png")
     assert code == 1 and "no bundled weights for aot-gan" in err  # nothing bundled, nothing installed
+    assert "`inpaint convert FILE --install`" in err  # AOT-GAN's official weights convert
+    code, _, err = run("fill", photo, "--rect", RECT, "--arch", "pconv", "-o", tmp_path / "before.png")
+    assert code == 1 and "no bundled weights for pconv" in err and "convert" not in err  # no official file
 
     converted = tmp_path / "aot-gan-paper.safetensors"
     code, _, err = run("convert", aot_official, "-o", converted, "--install")
