@@ -15,6 +15,9 @@ paper's Context Encoder, which fills only that):
 - floor: GFLOP at the rate a 3 x 3 convolution (64 -> 64 channels, 256 x 256, the faster of the
   contiguous and channels-last layouts) reaches in the same process just before, the best these
   cores do on the networks' main operation;
+- own-shape arithmetic: the forward's convolutions, matrix products and FFTs replayed one by one,
+  alone, at their own shapes; network / arithmetic is what the rest of the forward (activations,
+  indexing, copies, normalisation) adds to them;
 - fill / network and network / floor: the ratios; absolute times on a shared machine drift,
   ratios measured in one process hold. Each repeat measures the rate, the fill, the network and
   the Poisson solve in turn; each is the best of the repeats.
@@ -89,6 +92,43 @@ def _conv_gflops_per_second(repeats: int = 5) -> float:
     return flops / min(times) / 1e9
 
 
+def _arithmetic_seconds(run_network, repeats: int) -> float:
+    """The network's convolutions and matrix products, each replayed alone on random tensors of
+    its recorded shapes and layouts (best of `repeats` per operation), summed: what the network
+    would take if everything around them cost nothing, at the rates these cores reach on its own
+    layer shapes (narrow layers run slower than the 64-channel probe)."""
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    # under inference mode the dispatch mode sees composite operations whole (conv2d, matmul);
+    # an operation they call is not seen again
+    arithmetic = {"conv2d", "convolution", "conv_transpose2d", "matmul", "mm", "addmm", "bmm", "baddbmm",
+                  "linear", "einsum", "fft_rfftn", "fft_irfftn", "fft_rfft2", "fft_irfft2", "_fft_r2c", "_fft_c2r"}
+    calls = []
+
+    class Recorder(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func.overloadpacket.__name__ in arithmetic:
+                calls.append((func, [(a.shape, a.stride(), a.dtype) if isinstance(a, torch.Tensor) else a for a in args],
+                              kwargs or {}))
+            return func(*args, **(kwargs or {}))
+
+    with torch.inference_mode(), Recorder():
+        run_network()
+    total = 0.0
+    with torch.inference_mode():
+        for func, specs, keywords in calls:
+            args = [torch.empty_strided(spec[0], spec[1], dtype=spec[2]).normal_() if isinstance(spec, tuple)
+                    and len(spec) == 3 and isinstance(spec[2], torch.dtype) else spec for spec in specs]
+            times = []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                func(*args, **keywords)
+                times.append(time.perf_counter() - started)
+            total += min(times)
+    return total
+
+
 def measure_latency(model: str, size: int, repeats: int, device: str) -> dict:
     """Runs in a child process."""
     import numpy as np
@@ -140,8 +180,9 @@ def measure_latency(model: str, size: int, repeats: int, device: str) -> dict:
         poisson_blend(image, filled, hole)
         poisson.append(time.perf_counter() - started)
     gflop, rate = counter.get_total_flops() / 1e9, max(rates)
+    arithmetic = _arithmetic_seconds(lambda: [network.inpaint(b, m, **o) for b, m, o in recorded], repeats)
     return {"model": model, "label": inpainter.label, "fill": min(fills), "network": min(forwards),
-            "gflop": gflop, "conv_rate": rate, "floor": gflop / rate, "poisson": min(poisson),
+            "gflop": gflop, "conv_rate": rate, "floor": gflop / rate, "poisson": min(poisson), "arithmetic": arithmetic,
             "batches": [tuple(batch.shape) for batch, _, _ in recorded], "hole": float(hole.mean()),
             "threads": torch.get_num_threads()}
 
@@ -229,18 +270,20 @@ def main() -> None:
     if args.latency:
         threads = f", {args.threads} thread(s)" if args.threads else ""
         print(f"{args.size} x {args.size} photo, ~20 % irregular hole, device {args.device}{threads}, best of {args.repeats}\n")
-        print("| model | fill (s) | network (s) | GFLOP | floor (s) | fill / network | network / floor | Poisson (s) |")
-        print("|---|---|---|---|---|---|---|---|")
+        print("| model | fill (s) | network (s) | GFLOP | floor (s) | fill / network | network / floor"
+              " | own-shape arithmetic (s) | network / arithmetic | Poisson (s) |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for model in args.model or default_models():
             threads = ["--threads", str(args.threads)] if args.threads else []
             row = _child(["--child", model, "--size", str(args.size), "--repeats", str(args.repeats), "--device", args.device, *threads])
             if isinstance(row, str):
-                print(f"| {model} | failed: {row} | | | | | | |", flush=True)
+                print(f"| {model} | failed: {row} | | | | | | | | |", flush=True)
                 continue
             poisson = f"{row['poisson']:.3f}" if row["label"].endswith("+ poisson") else "-"
             print(f"| {row['label'] if model.startswith('bundled') else model} | {row['fill']:.3f} | {row['network']:.3f}"
                   f" | {row['gflop']:.1f} | {row['floor']:.3f} | {row['fill'] / row['network']:.2f}"
-                  f" | {row['network'] / row['floor']:.2f} | {poisson} |", flush=True)
+                  f" | {row['network'] / row['floor']:.2f} | {row['arithmetic']:.3f}"
+                  f" | {row['network'] / row['arithmetic']:.2f} | {poisson} |", flush=True)
             print(f"<!-- {json.dumps(row)} -->", file=sys.stderr, flush=True)
     if args.big:
         print("\n| photo | model | strategy | hole | wall (s) | CPU (s) | peak RSS (MB) |\n|---|---|---|---|---|---|---|")
