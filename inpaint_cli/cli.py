@@ -264,8 +264,8 @@ def train(
     device: Annotated[str, typer.Option("--device", help=DEVICE_HELP)] = "auto",
     precision: Annotated[str, typer.Option("--precision", help="auto (bf16 autocast on CUDA and on CPUs with AMX, fp16 on older CUDA, else fp32), fp32, bf16 or fp16.")] = "auto",
     workers: Annotated[int, typer.Option("--workers", min=0, help="Processes drawing the coming batches (crops and holes) ahead of the step, so a GPU is not kept waiting; 0: one background thread. Any number gives the same batches.")] = 0,
-    checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", min=1, help="Steps between checkpoints (and exports).")] = 500,
-    sample_every: Annotated[int, typer.Option("--sample-every", min=1, help="Steps between sample grids in samples/.")] = 500,
+    checkpoint_every: Annotated[Optional[int], typer.Option("--checkpoint-every", min=1, help="Steps between checkpoints (and exports) [default: 500; on --resume, the stored value].")] = None,
+    sample_every: Annotated[Optional[int], typer.Option("--sample-every", min=1, help="Steps between sample grids in samples/ [default: 500; on --resume, the stored value].")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out exactly where its checkpoint left it.")] = False,
     init_weights: Annotated[Optional[str], typer.Option("--init-weights", help="Start the generator from a release file (warm start).")] = None,
     ema: Annotated[Optional[float], typer.Option("--ema", callback=options.at_parse_time(options.check_ema_decay), help="Export a moving average of the generator's weights with this decay, e.g. 0.999 (updated every generator step; it steadies fills that swing between checkpoints). Default: the last step's weights, as the papers.")] = None,
@@ -291,11 +291,13 @@ def train(
     settings = TrainSettings(
         arch=arch, out_dir=str(out), data_dirs=data_dirs, config=config, size=size, batch=batch,
         steps=steps or 20_000, lr=lr, phase_steps=options.parse_phase_steps(phase_steps), seed=seed,
-        checkpoint_every=checkpoint_every, sample_every=sample_every, cache_side=cache_side,
+        checkpoint_every=checkpoint_every or 500, sample_every=sample_every or 500, cache_side=cache_side,
         backbone=str(backbone) if backbone else None, masks=masks or None, init_weights=init_weights, ema_decay=ema, data_note=data_note,
     )
     with spinner(stderr, "starting", show=shown):  # the set-up (networks, image cache): an error leaves only its line
-        trainer = start_training(settings, resume=resume, device=device, steps_override=steps, precision=precision, workers=workers)
+        given = {"steps": steps, "checkpoint_every": checkpoint_every, "sample_every": sample_every}
+        changes = {name: value for name, value in given.items() if value is not None}
+        trainer = start_training(settings, resume=resume, device=device, resume_changes=changes, precision=precision, workers=workers)
     result = run_training(trainer, stderr, resumed=resume, show=shown, time_limit_s=None if time_limit is None else time_limit * 60)
     if shown:
         stderr.print(f"trained {trainer.spec.name} {trainer.config_name} to step {result.step}; export: {result.export_path}", markup=False)

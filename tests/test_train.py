@@ -81,12 +81,14 @@ def test_resume_repeats_a_straight_run_exactly(image_folder, tmp_path, monkeypat
     common = dict(steps=8, phase_steps=[3, 2], ema_decay=0.9)
     straight = start_training(_settings(image_folder, tmp_path / "straight", "glcic", **common))
     straight.run()
-    halves = start_training(_settings(image_folder, tmp_path / "halves", "glcic", **common), steps_override=4)
+    halves = start_training(_settings(image_folder, tmp_path / "halves", "glcic", **common))
     halves.settings.steps = 4
     halves.run()
-    # the second half draws its batches in two loader processes: the same batches
-    resumed = start_training(_settings(image_folder, tmp_path / "halves", "glcic", **common), resume=True, steps_override=8, workers=2)
-    assert resumed.step == 4
+    # the second half draws its batches in two loader processes: the same batches; and it writes a
+    # checkpoint, an export and a sample grid after every step: the same arithmetic
+    changes = dict(steps=8, checkpoint_every=1, sample_every=1)
+    resumed = start_training(_settings(image_folder, tmp_path / "halves", "glcic", **common), resume=True, resume_changes=changes, workers=2)
+    assert resumed.step == 4 and (resumed.settings.checkpoint_every, resumed.settings.sample_every) == (1, 1)
     resumed.run()
     for name, tensor in straight.generator.state_dict().items():
         torch.testing.assert_close(resumed.generator.state_dict()[name], tensor, rtol=1e-5, atol=1e-6, msg=name)
@@ -199,7 +201,7 @@ def test_a_warm_start_keeps_its_lineage_and_resumes_without_its_source(image_fol
         torch.testing.assert_close(warm.generator.state_dict()[name], tensor, msg=name)
     warm.run()
     source.unlink()  # a resume needs only the run's own checkpoint
-    resumed = start_training(_settings(image_folder, tmp_path / "warm", "glcic"), resume=True, steps_override=3)
+    resumed = start_training(_settings(image_folder, tmp_path / "warm", "glcic"), resume=True, resume_changes={"steps": 3})
     resumed.run()
     _, _, _, metadata = load_release(resumed.export_path)
     lineage = json.loads(metadata["training_json"])["warm_start"]

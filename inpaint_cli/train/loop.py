@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -372,25 +372,32 @@ def _detached(output: Any) -> Any:
     return output
 
 
+#: settings a `--resume` may change: none of them alters what the steps compute (exports and sample
+#: grids draw their own batches and leave the training state as it was)
+RESUME_CHANGES = ("steps", "checkpoint_every", "sample_every")
+
+
 def start_training(
     settings: TrainSettings,
     *,
     resume: bool = False,
     device: str = "auto",
     progress: Callable[[int, int, str, dict[str, float]], None] | None = None,
-    steps_override: int | None = None,
+    resume_changes: Mapping[str, int] | None = None,
     precision: str = "auto",
     workers: int = 0,
 ) -> Trainer:
-    """A ready Trainer: fresh (the output folder must hold no checkpoint) or resumed from it."""
+    """A ready Trainer: fresh (the output folder must hold no checkpoint) or resumed from it, with
+    `resume_changes` (of `RESUME_CHANGES`) replacing the stored settings."""
     checkpoint = Path(settings.out_dir) / CHECKPOINT_DIR
     if resume:
         state = load_training_state(checkpoint)
         stored = TrainSettings(**state["settings"])
         if stored.arch != settings.arch:
             raise InpaintError(f"{checkpoint} holds a {stored.arch} run, not {settings.arch}")
-        if steps_override is not None:
-            stored = replace(stored, steps=steps_override)
+        if set(resume_changes or {}) - set(RESUME_CHANGES):
+            raise ValueError(f"a resume changes only {', '.join(RESUME_CHANGES)}, not {sorted(resume_changes)}")
+        stored = replace(stored, **(resume_changes or {}))
         trainer = Trainer(stored, device=device, progress=progress, precision=precision, workers=workers)
         trainer.restore(state)
         return trainer
