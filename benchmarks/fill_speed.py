@@ -41,6 +41,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "astronaut.png"
 CONV_SHAPE = (1, 64, 256, 256)  # the rate probe: a 3 x 3 convolution, 64 -> 64 channels
@@ -106,10 +107,15 @@ def _arithmetic_seconds(run_network, repeats: int) -> float:
                   "linear", "einsum", "fft_rfftn", "fft_irfftn", "fft_rfft2", "fft_irfft2", "_fft_r2c", "_fft_c2r"}
     calls = []
 
+    class Layout(NamedTuple):  # a tensor argument, replayed as random values of its shape and strides
+        shape: tuple[int, ...]
+        stride: tuple[int, ...]
+        dtype: torch.dtype
+
     class Recorder(TorchDispatchMode):
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             if func.overloadpacket.__name__ in arithmetic:
-                calls.append((func, [(a.shape, a.stride(), a.dtype) if isinstance(a, torch.Tensor) else a for a in args],
+                calls.append((func, [Layout(a.shape, a.stride(), a.dtype) if isinstance(a, torch.Tensor) else a for a in args],
                               kwargs or {}))
             return func(*args, **(kwargs or {}))
 
@@ -118,8 +124,8 @@ def _arithmetic_seconds(run_network, repeats: int) -> float:
     total = 0.0
     with torch.inference_mode():
         for func, specs, keywords in calls:
-            args = [torch.empty_strided(spec[0], spec[1], dtype=spec[2]).normal_() if isinstance(spec, tuple)
-                    and len(spec) == 3 and isinstance(spec[2], torch.dtype) else spec for spec in specs]
+            args = [torch.empty_strided(spec.shape, spec.stride, dtype=spec.dtype).normal_() if isinstance(spec, Layout)
+                    else spec for spec in specs]
             times = []
             for _ in range(repeats):
                 started = time.perf_counter()
