@@ -257,7 +257,7 @@ SPECS = (
         build_generator=AOTGenerator,
         order=60,
         configs=CONFIGS,
-        default_config="half",
+        default_config="quarter",  # the bundled weights' config (weights/README.md)
         recipe=AOTGANRecipe,
     ),
 )
