@@ -201,7 +201,7 @@ SPECS = (
         build_generator=LaMaGenerator,
         order=70,
         configs=CONFIGS,
-        default_config="half",
+        default_config="quarter-l1",  # the bundled weights' config (weights/README.md)
         recipe=LaMaRecipe,
         training_masks={"lama-train": lama_kind("lama-train", LAMA_TRAIN)},
     ),
