@@ -13,7 +13,7 @@ from inpaint_cli.fill import FillOptions, Inpainter, blended_label, resolve_mode
 from inpaint_cli.masks import draw_mask, eval_rng
 from inpaint_cli.metrics import psnr
 from inpaint_cli.registry import get_arch
-from inpaint_cli.release import BASELINES, REFERENCES
+from inpaint_cli.release import CLASSICAL
 from inpaint_cli.weights import read_manifest, weights_dir
 
 BUNDLED = sorted(read_manifest().get("models", {}).items())
@@ -38,7 +38,7 @@ def test_bundled_file_matches_its_declaration(arch, file):
     json.loads(metadata["config_json"])
     # the release's own row of its table is labelled with the post-processing `--blend auto` applies
     result = result_from_json(metadata["eval_json"])
-    own = [label for label in result.methods if label not in (*BASELINES, *REFERENCES)]
+    own = [label for label in result.methods if label not in CLASSICAL]
     blend = Inpainter(resolve_model(arch, None)).blend
     assert own == [blended_label(file.removesuffix(".safetensors"), blend)]
     for key in ("step", "image_size", "batch", "data", "hardware", "wall_time_s", "license"):
