@@ -28,7 +28,7 @@ from inpaint_cli.errors import InpaintError
 from inpaint_cli.fill import FillOptions, Inpainter, resolve_model
 from inpaint_cli.masks import grow_hole, preview_hole
 from inpaint_cli.registry import get_arch
-from inpaint_cli.weights import default_model, install, installed_dir, read_manifest, weights_for
+from inpaint_cli.weights import bundled_weights, default_model, install, installed_dir, read_manifest, weights_for
 
 RECT = "16,12,24,20"  # x, y, w, h of the hole in the 48 x 64 test photo
 
@@ -70,9 +70,11 @@ def photo(tmp_path, smooth_image) -> Path:
 
 def test_convert_install_then_arch_loads_the_installed_file(home, aot_official, photo, tmp_path):
     code, _, err = run("fill", photo, "--rect", RECT, "--arch", "aot-gan", "-o", tmp_path / "before.png")
-    assert code == 1 and "no bundled weights for aot-gan" in err  # nothing bundled, nothing installed
-    assert "`inpaint convert FILE --install`" in err  # AOT-GAN's official weights convert
-    code, _, err = run("fill", photo, "--rect", RECT, "--arch", "pconv", "-o", tmp_path / "before.png")
+    assert code == 0 and err.splitlines()[0] == f"using {bundled_weights('aot-gan')}"  # nothing installed yet
+    code, _, err = run("fill", photo, "--rect", RECT, "--arch", "deepfill-v2", "-o", tmp_path / "none.png")
+    assert code == 1 and "no bundled weights for deepfill-v2" in err  # nothing bundled, nothing installed
+    assert "`inpaint convert FILE --install`" in err  # DeepFill v2's official weights convert
+    code, _, err = run("fill", photo, "--rect", RECT, "--arch", "pconv", "-o", tmp_path / "none.png")
     assert code == 1 and "no bundled weights for pconv" in err and "convert" not in err  # no official file
 
     converted = tmp_path / "aot-gan-paper.safetensors"
@@ -89,7 +91,7 @@ def test_convert_install_then_arch_loads_the_installed_file(home, aot_official, 
     out = tmp_path / "filled.png"
     code, stdout, err = run("fill", photo, "--rect", RECT, "--arch", "aot-gan", "-o", out, "--json")
     assert code == 0, err
-    assert err.splitlines() == [f"using {installed}"]
+    assert err.splitlines() == [f"using {installed}"]  # the installed file, not the bundled one
     (record,) = [json.loads(line) for line in stdout.splitlines()]  # --json: only records on stdout
     assert record["hole_pixels"] == int(rect_hole().sum())
     # the fill is the installed network's: the same as loading that file by hand
