@@ -288,15 +288,16 @@ def train(
 
     shown = launched_rank() == 0  # under torchrun only rank 0 reports
 
+    # the options a resume may change: given ones replace the stored (or, fresh, the default) values
+    given = {"steps": steps, "checkpoint_every": checkpoint_every, "sample_every": sample_every}
+    changes = {name: value for name, value in given.items() if value is not None}
     settings = TrainSettings(
         arch=arch, out_dir=str(out), data_dirs=data_dirs, config=config, size=size, batch=batch,
-        steps=steps or 20_000, lr=lr, phase_steps=options.parse_phase_steps(phase_steps), seed=seed,
-        checkpoint_every=checkpoint_every or 500, sample_every=sample_every or 500, cache_side=cache_side,
+        lr=lr, phase_steps=options.parse_phase_steps(phase_steps), seed=seed, cache_side=cache_side,
         backbone=str(backbone) if backbone else None, masks=masks or None, init_weights=init_weights, ema_decay=ema, data_note=data_note,
+        **changes,
     )
     with spinner(stderr, "starting", show=shown):  # the set-up (networks, image cache): an error leaves only its line
-        given = {"steps": steps, "checkpoint_every": checkpoint_every, "sample_every": sample_every}
-        changes = {name: value for name, value in given.items() if value is not None}
         trainer = start_training(settings, resume=resume, device=device, resume_changes=changes, precision=precision, workers=workers)
     result = run_training(trainer, stderr, resumed=resume, show=shown, time_limit_s=None if time_limit is None else time_limit * 60)
     if shown:
