@@ -16,7 +16,7 @@ terms are computed on the [0, 1] image scale, the feature terms on VGG16 pool1-p
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -259,6 +259,8 @@ class PConvRecipe(TrainingRecipe):
         return loss, logs
 
 
+_SEVEN_LEVEL_QUARTER = PConvConfig(widths=(16, 32, 64, 128, 128, 128, 128), kernels=(7, 5, 5, 3, 3, 3, 3))
+
 CONFIGS = {
     "paper": PConvConfig(),
     # naoto0804's 256 x 256 net (`layer_size=7`): one 512 level fewer
@@ -268,9 +270,10 @@ CONFIGS = {
     "seven-level-half": PConvConfig(
         widths=(32, 64, 128, 256, 256, 256, 256), kernels=(7, 5, 5, 3, 3, 3, 3)
     ),
-    "seven-level-quarter": PConvConfig(
-        widths=(16, 32, 64, 128, 128, 128, 128), kernels=(7, 5, 5, 3, 3, 3, 3)
-    ),
+    "seven-level-quarter": _SEVEN_LEVEL_QUARTER,
+    # the TV term weighed 10 x: it is what joins the fill to the known pixels around it (the
+    # 1-pixel dilated hole), which the small net's fill of thin holes missed (weights/README.md)
+    "seven-level-quarter-tv": replace(_SEVEN_LEVEL_QUARTER, tv_weight=1.0),
     "tiny": PConvConfig(widths=(8, 16, 32), kernels=(7, 5, 5), lr=1e-3, finetune_lr=2.5e-4),
 }
 
