@@ -6,7 +6,11 @@
 # records the hardware and wall time in that export. Then measure and release the exports:
 #
 #     weights/train-small-configs.sh 10                 # 10 minutes, runs under runs/
-#     inpaint release runs/dfv2-s1/deepfill-v2-half.safetensors runs/pconv-s1/pconv-seven-level-quarter.safetensors --blend poisson
+#     inpaint release runs/dfv2-s4/deepfill-v2-half.safetensors --blend poisson
+#     inpaint release runs/pconv-s4/pconv-seven-level-quarter-tv.safetensors --blend none
+#
+# (PConv unblended: its fill does not yet join its own rebuild of the known pixels, and Poisson
+# blending carries that step into the result; weights/README.md, "In training".)
 #
 # Arguments: MINUTES (default 10), RUNS folder (default runs), DATA folder of training images
 # (default $INPAINT_DATA/train). On CUDA every run gets WORKERS loader processes (default: the CPUs
@@ -47,7 +51,8 @@ mkdir -p "$runs"
 trap 'kill -TERM $(jobs -p) 2>/dev/null; wait' INT TERM
 # reconstruction only (`--phase-steps` longer than the run): the adversarial phases cost 2-5 x per
 # step, and on small budgets they made fills worse (weights/README.md)
-run dfv2-s1 deepfill-v2 half 2e-4 --phase-steps 290000
-run pconv-s1 pconv seven-level-quarter 2e-4 --phase-steps 290000
+# the folders are the runs' 256-pixel stages (weights/README.md, "In training")
+run dfv2-s4 deepfill-v2 half 2e-4 --phase-steps 290000
+run pconv-s4 pconv seven-level-quarter-tv 2e-4 --phase-steps 290000
 wait
-for log in "$runs"/{dfv2,pconv}-s1.log; do tail -n 1 "$log"; done
+for log in "$runs"/{dfv2-s4,pconv-s4}.log; do tail -n 1 "$log"; done
