@@ -14,9 +14,9 @@
 #
 # Arguments: MINUTES (default 10), RUNS folder (default runs), DATA folder of training images
 # (default $INPAINT_DATA/train). On CUDA every run gets WORKERS loader processes (default: the CPUs
-# shared out, at most 4) and bf16 autocast; on a CPU each run gets one thread, niced. A new run
-# trains on 256-pixel crops, whose holes are as large as the evaluation's: AOT-GAN and LaMa passed
-# the gate only after such a stage (weights/README.md); the runs started at 128 resume at 128.
+# shared out, at most 4) and bf16 autocast; on a CPU each run gets one thread, niced. Runs train on
+# 256-pixel crops, whose holes are as large as the evaluation's: AOT-GAN and LaMa passed the gate
+# only after such a stage (weights/README.md).
 set -euo pipefail
 minutes=${1:-10}
 runs=${2:-runs}
