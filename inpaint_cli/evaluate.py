@@ -211,7 +211,8 @@ def evaluate(
     * repeat calls). With `save_dir`, fills are written to `save_dir/<section>/<method>/<image>.png`
     and a comparison grid to `save_dir/<section>/comparison.png`. `dilate` grows every hole (a disk
     of that radius) before any method sees it, and the metrics score the grown hole; `feather`
-    softens each composite over that many pixels inside the hole's edge (as `inpaint fill` does).
+    softens each composite over that many pixels inside the hole's edge (as `inpaint fill` does),
+    at most `dilate`: the band mixes in the original's pixels, so deeper it would score the truth.
 
     `lpips` (per image) and the set-level `fid`, `pids`, `uids` (one value per method and section
     from all its fills and their originals; "overall" from the pooled pairs) run networks whose
@@ -219,8 +220,7 @@ def evaluate(
     so each section scores K x len(images) fills; drawn fills beyond the first are saved as
     `<image>~<draw>.png`.
     """
-    if feather < 0:
-        raise InpaintError(f"--feather must be 0 or more pixels, got {feather}")
+    _check_feather(feather, dilate)
     metric_names = _metric_names(metrics)
     labels = [method.label for method in methods]
     if not labels:
@@ -293,6 +293,19 @@ def evaluate(
         methods=labels, metrics=metric_names, sections=sections, seed=seed, size=size,
         blends={method.label: getattr(method, "blend", "none") for method in methods}, repeat=repeat,
     )
+
+
+def _check_feather(feather: int, dilate: int) -> None:
+    """The feathered band mixes in the original's pixels, which in an evaluation are the answer;
+    within `dilate` pixels of the grown hole's edge they lie in the ring the hole was grown by (a
+    pixel of the drawn hole is farther than `dilate` from every known one), which the user has."""
+    if feather < 0:
+        raise InpaintError(f"--feather must be 0 or more pixels, got {feather}")
+    if feather > dilate:
+        raise InpaintError(
+            f"--feather {feather} would mix the true pixels of the hole into the fills being "
+            f"scored: use at most --dilate ({dilate}), the known ring the hole was grown by"
+        )
 
 
 def _ordered(metric_names: Sequence[str], summaries: dict[str, Summary]) -> dict[str, Summary]:
@@ -382,6 +395,7 @@ def evaluate_methods(
     from inpaint_cli.fill import FillOptions, Inpainter, resolve_model
     from inpaint_cli.registry import list_archs
 
+    _check_feather(feather, dilate)
     if not archs and not weights:
         archs = list(read_manifest().get("models", {})) + list_archs(learned=False)
     if limit is not None and limit < 1:

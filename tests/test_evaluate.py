@@ -16,6 +16,7 @@ from PIL import Image
 from inpaint_cli.errors import InpaintError
 from inpaint_cli.evaluate import (
     EvalResult,
+    _save_path,
     Summary,
     eval_masks,
     evaluate,
@@ -358,3 +359,26 @@ def test_the_result_records_each_methods_blend(images: list[tuple[str, np.ndarra
     del legacy["blends"]  # written before blends were recorded: the label says it
     assert result_from_json(json.dumps(legacy)).blend_of("mean + poisson") == "poisson"
     assert result_from_json(json.dumps(legacy)).blend_of(Telea.label) == "none"
+
+
+def test_feathering_never_scores_the_true_pixels_of_the_drawn_hole(
+    images: list[tuple[str, np.ndarray]], tmp_path: Path
+) -> None:
+    """The feathered band mixes in the original's pixels: only those of the grown ring may enter."""
+
+    class Black:
+        label = "black"
+
+        def __call__(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+            return np.zeros_like(image)
+
+    for spec in ("box", "irregular:30-40"):
+        _, drawn = eval_masks(spec, len(images), SIZE, 0)
+        evaluate([Black()], images, [spec], ["l1"], dilate=3, feather=3, save_dir=tmp_path / "saved")
+        for (name, _), hole in zip(images, drawn):
+            saved = np.asarray(Image.open(_save_path(tmp_path / "saved", spec, "black", name)))
+            assert hole.any() and (saved[hole] == 0).all()
+    with pytest.raises(InpaintError, match="--feather 4 would mix the true pixels"):
+        evaluate([Black()], images, ["box"], ["l1"], dilate=3, feather=4)
+    with pytest.raises(InpaintError, match="use at most --dilate"):
+        evaluate([Black()], images, ["box"], ["l1"], feather=1)
