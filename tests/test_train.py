@@ -137,6 +137,25 @@ def test_an_averaged_export_carries_batch_norm_statistics_of_its_own_weights(ima
     )
 
 
+def test_an_export_keeps_the_statistics_of_norms_the_recipe_froze(image_folder, tmp_path, monkeypatch):
+    """PConv fine-tunes with its encoder's batch norm frozen (eval mode): every fine-tuning step
+    normalised with the stored statistics, so the export keeps them and re-estimates the others."""
+    monkeypatch.setattr("inpaint_cli.train.export.BATCH_NORM_IMAGES", 16)
+    # two steps with every norm training (their statistics move off 0 and 1), then fine-tuning
+    trainer = start_training(_settings(image_folder, tmp_path / "run", "pconv", steps=4, phase_steps=[2], ema_decay=0.5, lr=1e-2))
+    trainer.run()
+    exported = load_release(trainer.export_path)[0].state_dict()
+    averaged = trainer.average.weights
+    statistics = [name for name in averaged if name.endswith(("running_mean", "running_var"))]
+    frozen = [name for name in statistics if name.startswith("encoder.")]
+    assert frozen and len(frozen) < len(statistics)
+    for name in frozen:
+        assert not torch.equal(averaged[name], torch.full_like(averaged[name], float(name.endswith("var"))))
+        torch.testing.assert_close(exported[name].float(), averaged[name], rtol=1e-3, atol=1e-4, msg=name)
+    assert all(not torch.allclose(exported[name].float(), averaged[name], rtol=1e-3, atol=1e-4)
+               for name in statistics if name not in frozen)
+
+
 @pytest.mark.parametrize("workers", [0, 2])
 def test_prefetched_batches_are_the_steps_own(image_folder, workers):
     cache = ImageCache.build(find_training_images([image_folder]), 64, image_folder.parent / "cache")

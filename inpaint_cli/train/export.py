@@ -86,17 +86,24 @@ def exported_weights(trainer: Trainer, own_statistics: bool = False) -> Iterator
 
 @torch.no_grad()
 def estimate_batch_norm_statistics(trainer: Trainer) -> None:
-    """Running statistics re-estimated as plain means over fixed batches of about 2,048 images."""
+    """Running statistics re-estimated as plain means over fixed batches of about 2,048 images.
+
+    Only the norms that train: those a recipe holds in eval mode (PConv's fine-tuning freezes the
+    encoder's) normalised every step with their stored statistics, so those stay."""
     generator = trainer.generator
-    norms = [m for m in generator.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    was_training = generator.training
+    generator.train()
+    norms = [
+        m for m in generator.modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats and m.training
+    ]
     if not norms:
+        generator.train(was_training)
         return
     momenta = [norm.momentum for norm in norms]
     for norm in norms:
         norm.reset_running_stats()
         norm.momentum = None  # a cumulative mean
-    was_training = generator.training
-    generator.train()
     for index in range(-(-BATCH_NORM_IMAGES // trainer.settings.batch)):
         image, mask = as_tensors(*trainer.sampler.draw(0, BATCH_NORM_STREAM + index), device=trainer.device)
         with trainer.autocast():
