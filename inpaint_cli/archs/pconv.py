@@ -274,6 +274,9 @@ CONFIGS = {
     # the TV term weighed 10 x: it is what joins the fill to the known pixels around it (the
     # 1-pixel dilated hole), which the small net's fill of thin holes missed (weights/README.md)
     "seven-level-quarter-tv": replace(_SEVEN_LEVEL_QUARTER, tv_weight=1.0),
+    # and no L_valid: the fill is composited, and reproducing the known pixels kept the last layer
+    # from filling the hole's edge, where it lost to the harmonic fill (weights/README.md)
+    "seven-level-quarter-hole-only": replace(_SEVEN_LEVEL_QUARTER, tv_weight=1.0, valid_weight=0.0),
     "tiny": PConvConfig(widths=(8, 16, 32), kernels=(7, 5, 5), lr=1e-3, finetune_lr=2.5e-4),
 }
 
