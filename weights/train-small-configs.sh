@@ -6,11 +6,11 @@
 # records the hardware and wall time in that export. Then measure and release the exports:
 #
 #     weights/train-small-configs.sh 10                 # 10 minutes, runs under runs/
-#     inpaint release runs/dfv2-s4/deepfill-v2-half.safetensors --blend poisson
-#     inpaint release runs/pconv-s4/pconv-seven-level-quarter-tv.safetensors --blend none
+#     inpaint release runs/dfv2-s5/deepfill-v2-half.safetensors --blend poisson
+#     inpaint release runs/pconv-s5b/pconv-seven-level-quarter-hole-only.safetensors --blend none
 #
-# (PConv unblended: its fill does not yet join its own rebuild of the known pixels, and Poisson
-# blending carries that step into the result; weights/README.md, "In training".)
+# (PConv unblended, as its paper composites: its loss no longer asks it to rebuild the known pixels,
+# which Poisson blending would take its seam from; weights/README.md, "In training".)
 #
 # Arguments: MINUTES (default 10), RUNS folder (default runs), DATA folder of training images
 # (default $INPAINT_DATA/train). On CUDA every run gets WORKERS loader processes (default: the CPUs
@@ -51,8 +51,8 @@ mkdir -p "$runs"
 trap 'kill -TERM $(jobs -p) 2>/dev/null; wait' INT TERM
 # reconstruction only (`--phase-steps` longer than the run): the adversarial phases cost 2-5 x per
 # step, and on small budgets they made fills worse (weights/README.md)
-# the folders are the runs' 256-pixel stages (weights/README.md, "In training")
-run dfv2-s4 deepfill-v2 half 2e-4 --phase-steps 290000
-run pconv-s4 pconv seven-level-quarter-tv 2e-4 --phase-steps 290000
+# the folders are the runs' latest 256-pixel stages (weights/README.md, "In training")
+run dfv2-s5 deepfill-v2 half 1e-4 --phase-steps 290000
+run pconv-s5b pconv seven-level-quarter-hole-only 5e-4 --phase-steps 290000
 wait
-for log in "$runs"/{dfv2-s4,pconv-s4}.log; do tail -n 1 "$log"; done
+for log in "$runs"/{dfv2-s5,pconv-s5b}.log; do tail -n 1 "$log"; done
