@@ -265,7 +265,7 @@ def evaluate(
                     drawn = Path(name)
                     if draw:
                         drawn = drawn.with_name(f"{drawn.stem}~{draw}{drawn.suffix}")
-                    _write_png(_save_path(save_dir, section, method.label, drawn.as_posix()), filled)
+                    _write_png(saved_fill_path(save_dir, section, method.label, drawn.as_posix()), filled)
                     if len(grid_fills[method.label]) < GRID_ROWS:
                         grid_fills[method.label].append(filled)
                 if progress is not None:
@@ -283,7 +283,7 @@ def evaluate(
         }
         if save_dir is not None:
             grid = _comparison_grid(originals[:GRID_ROWS], holes[:GRID_ROWS], grid_fills)
-            _write_png(Path(save_dir) / _safe_name(section) / "comparison.png", grid)
+            _write_png(saved_section_dir(save_dir, section) / "comparison.png", grid)
     overall = _summarise(pooled)
     sections[OVERALL] = {
         label: _ordered(metric_names, {**overall[label], **scorer.pooled_set_scores(label)})
@@ -472,8 +472,14 @@ def _safe_name(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", label)
 
 
-def _save_path(save_dir: str | os.PathLike[str], section: str, method: str, name: str) -> Path:
-    return Path(save_dir, _safe_name(section), _safe_name(method), name).with_suffix(".png")
+def saved_section_dir(save_dir: str | os.PathLike[str], section: str) -> Path:
+    """The folder of one mask set's fills (one subfolder per method) and comparison grid."""
+    return Path(save_dir, _safe_name(section))
+
+
+def saved_fill_path(save_dir: str | os.PathLike[str], section: str, method: str, name: str) -> Path:
+    """Where `evaluate(save_dir=...)` writes the fill of image `name` by `method` under mask set `section`."""
+    return (saved_section_dir(save_dir, section) / _safe_name(method) / name).with_suffix(".png")
 
 
 def _write_png(path: Path, pixels: np.ndarray) -> None:

@@ -16,7 +16,6 @@ from PIL import Image
 from inpaint_cli.errors import InpaintError
 from inpaint_cli.evaluate import (
     EvalResult,
-    _save_path,
     Summary,
     eval_masks,
     evaluate,
@@ -25,6 +24,7 @@ from inpaint_cli.evaluate import (
     result_from_json,
     result_to_csv,
     result_to_json,
+    saved_fill_path,
 )
 from inpaint_cli.masks import draw_mask, eval_rng
 
@@ -376,7 +376,7 @@ def test_feathering_never_scores_the_true_pixels_of_the_drawn_hole(
         _, drawn = eval_masks(spec, len(images), SIZE, 0)
         evaluate([Black()], images, [spec], ["l1"], dilate=3, feather=3, save_dir=tmp_path / "saved")
         for (name, _), hole in zip(images, drawn):
-            saved = np.asarray(Image.open(_save_path(tmp_path / "saved", spec, "black", name)))
+            saved = np.asarray(Image.open(saved_fill_path(tmp_path / "saved", spec, "black", name)))
             assert hole.any() and (saved[hole] == 0).all()
     with pytest.raises(InpaintError, match="--feather 4 would mix the true pixels"):
         evaluate([Black()], images, ["box"], ["l1"], dilate=3, feather=4)

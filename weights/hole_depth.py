@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from inpaint_cli.evaluate import DEFAULT_SIZE, eval_masks, load_eval_images
+from inpaint_cli.evaluate import DEFAULT_SIZE, eval_masks, load_eval_images, saved_fill_path, saved_section_dir
 
 #: upper edges of the depth bins, in pixels; the last bin is everything deeper
 BIN_EDGES = (1.5, 2.5, 4.0, 8.0, 16.0)
@@ -52,7 +52,7 @@ def main() -> None:
     labels = bin_labels()
     for spec in args.masks:
         section, holes = eval_masks(spec, len(images), args.size, args.seed)
-        folder = args.fills / section
+        folder = saved_section_dir(args.fills, section)
         if not folder.is_dir():
             raise SystemExit(f"hole_depth: error: no fills for mask set {section!r} in {args.fills}")
         bins = [depth_bins(hole) for hole in holes]
@@ -61,7 +61,7 @@ def main() -> None:
             error = np.zeros(len(labels))
             count = np.zeros(len(labels))
             for (name, original), hole, depth in zip(images, holes, bins):
-                filled = np.asarray(Image.open((method / name).with_suffix(".png")).convert("RGB"))
+                filled = np.asarray(Image.open(saved_fill_path(args.fills, section, method.name, name)).convert("RGB"))
                 difference = np.abs(filled.astype(np.float64) - original).mean(axis=2) / 255
                 error += np.bincount(depth[hole], difference[hole], minlength=len(labels))
                 count += np.bincount(depth[hole], minlength=len(labels))
