@@ -1,4 +1,5 @@
-"""Poisson blending, GLCIC's post-processing (docs/architectures.md §2; Pérez et al., SIGGRAPH 2003).
+"""Poisson blending, GLCIC's post-processing (docs/architectures.md §2; Pérez et al., SIGGRAPH 2003),
+and the ramp from the membrane fill at a hole's edge to a network's fill inside it (`ramp_blend`).
 
 The official `inpaint.lua` fills the hole by fast marching (OpenCV Telea, radius 1) and then
 Poisson-blends the network's fill into it with `cv2.seamlessClone`. seamlessClone is inexact (a
@@ -25,6 +26,10 @@ RELATIVE_TOLERANCE = 1e-5  # stop when the residual norm falls below this fracti
 ITERATIONS_PER_LEVEL = 60  # conjugate-gradient steps on a level that started from a coarser one
 COARSEST = 32  # solved to the tolerance (no coarser level) at this side and below
 TELEA_FRAME = 4  # pixels of known image around the hole's box that the fast-marching start sees
+#: `--blend ramp`: hole pixels this close to the known region take the membrane alone, and the fill
+#: fades in over the next RAMP_WIDTH pixels (chosen on training photos, weights/README.md)
+RAMP_START = 2.0
+RAMP_WIDTH = 4.0
 
 
 def _neighbour_sum(values: np.ndarray) -> np.ndarray:
@@ -141,6 +146,42 @@ def poisson_blend(original: np.ndarray, filled: np.ndarray, hole: np.ndarray) ->
     return result
 
 
+def _hole_box(hole: np.ndarray) -> tuple[tuple[slice, slice], np.ndarray, np.ndarray]:
+    """The hole's bounding box with a one-pixel ring of known pixels wherever the image has one
+    (slices), the hole inside it, and each of its pixels' Euclidean distance to the nearest known
+    pixel (1 when touching). The nearest known pixel is never farther than that ring."""
+    rows, cols = np.nonzero(hole)
+    top, bottom = max(rows.min() - 1, 0), min(rows.max() + 2, hole.shape[0])
+    left, right = max(cols.min() - 1, 0), min(cols.max() + 2, hole.shape[1])
+    box = np.s_[top:bottom, left:right]
+    inside = hole[box]
+    distance = cv2.distanceTransform(inside.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    return box, inside, distance
+
+
+def ramp_blend(original: np.ndarray, filled: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """The membrane (harmonic) interpolant of the known pixels at the hole's edge, `filled` deeper
+    in (uint8 RGB, bool hole): at Euclidean distance d from the nearest known pixel the fill weighs
+    clip((d - RAMP_START) / RAMP_WIDTH, 0, 1). For a network that fills the inside of a hole better
+    than the membrane but misses the colours at its edge, as the small PConv's last layer does
+    (weights/README.md); uint8 RGB result whose known pixels are `original`'s."""
+    result = original.copy()
+    if not hole.any():
+        return result
+    if hole.all():  # no known pixel to meet: the fill stands as it is
+        return filled.copy()
+    membrane = poisson_blend(original, np.zeros_like(original), hole)
+    box, inside, distance = _hole_box(hole)
+    weight = np.clip((distance[inside] - RAMP_START) / RAMP_WIDTH, 0, 1)[:, None]
+    edge = membrane[box][inside].astype(np.float32)
+    result[box][inside] = np.rint(edge + weight * (filled[box][inside] - edge)).astype(np.uint8)
+    return result
+
+
+#: the post-processing of each `--blend` value that changes a fill
+BLEND_FUNCTIONS = {"poisson": poisson_blend, "ramp": ramp_blend}
+
+
 def composite(original: np.ndarray, filled: np.ndarray, hole: np.ndarray, feather: int = 0) -> np.ndarray:
     """Known pixels from `original`, hole pixels from `filled` (uint8 RGB, bool hole). With
     `feather`, hole pixels within `feather` pixels of the known region mix the two: at Euclidean
@@ -151,15 +192,9 @@ def composite(original: np.ndarray, filled: np.ndarray, hole: np.ndarray, feathe
     result = np.where(hole[..., None], filled, original)
     if feather == 0 or not hole.any() or hole.all():
         return result
-    rows, cols = np.nonzero(hole)
-    # the crop keeps a one-pixel ring of known pixels wherever the image has one, and the nearest
-    # known pixel of a hole pixel is never farther than that ring
-    top, bottom = max(rows.min() - 1, 0), min(rows.max() + 2, hole.shape[0])
-    left, right = max(cols.min() - 1, 0), min(cols.max() + 2, hole.shape[1])
-    inside = hole[top:bottom, left:right]
-    distance = cv2.distanceTransform(inside.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    box, inside, distance = _hole_box(hole)
     band = inside & (distance <= feather)
     weight = (distance[band] / (feather + 1))[:, None]
-    mixed = weight * filled[top:bottom, left:right][band] + (1 - weight) * original[top:bottom, left:right][band]
-    result[top:bottom, left:right][band] = np.rint(mixed).astype(np.uint8)
+    mixed = weight * filled[box][band] + (1 - weight) * original[box][band]
+    result[box][band] = np.rint(mixed).astype(np.uint8)
     return result

@@ -85,7 +85,7 @@ class Summary:
 @dataclass
 class EvalResult:
     """Summaries per section (one per mask spec, then "overall"), per method, per metric, and the
-    post-processing of each method's fills (`blends`: "none" or "poisson")."""
+    post-processing of each method's fills (`blends`: "none", "poisson" or "ramp")."""
 
     methods: list[str]
     metrics: list[str]

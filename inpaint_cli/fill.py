@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
-from inpaint_cli.blend import composite, poisson_blend
+from inpaint_cli.blend import BLEND_FUNCTIONS, composite
 from inpaint_cli.errors import InpaintError
 from inpaint_cli.io import FillJob, LoadedImage, check_output_file, make_folder, merge_fill, read_image, write_image
 from inpaint_cli.masks import FillPlan, grow_hole
@@ -412,9 +412,9 @@ class Inpainter:
 
     def _finish(self, original: np.ndarray, output8: np.ndarray, hole: np.ndarray) -> np.ndarray:
         """The method's uint8 fill `output8` blended where asked and composited into `original`."""
-        if self.blend == "poisson":
-            # the network's own pixels around the hole, not the original's, carry the seam to remove
-            output8 = poisson_blend(original, output8, hole)
+        if self.blend in BLEND_FUNCTIONS:
+            # before compositing: Poisson blending reads the network's own pixels around the hole
+            output8 = BLEND_FUNCTIONS[self.blend](original, output8, hole)
         return composite(original, output8, hole, self.options.feather)
 
     def __call__(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:

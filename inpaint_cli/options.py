@@ -20,7 +20,7 @@ from typing import TypeVar
 from inpaint_cli.errors import InpaintError
 
 STRATEGIES = ("auto", "full", "crop", "resize")
-BLENDS = ("auto", "none", "poisson")
+BLENDS = ("auto", "none", "poisson", "ramp")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = "auto, cpu, cuda, cuda:N or mps"
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")

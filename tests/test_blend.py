@@ -1,8 +1,9 @@
-"""Poisson blending (GLCIC post-processing): exact on consistent input, border holes, offsets removed."""
+"""Poisson blending (GLCIC post-processing): exact on consistent input, border holes, offsets removed;
+the ramp from the membrane fill at a hole's edge to the network's fill inside."""
 
 import numpy as np
 
-from inpaint_cli.blend import poisson_blend
+from inpaint_cli.blend import RAMP_START, RAMP_WIDTH, poisson_blend, ramp_blend
 
 
 def _ramp(height=64, width=80):
@@ -58,3 +59,28 @@ def test_the_harmonic_baseline_is_exact_on_linear_ramps():
     telea = Inpainter(resolve_model("telea", None))(image, hole)
     assert np.abs(harmonic.astype(int) - image)[hole].max() <= 1
     assert np.abs(telea.astype(int) - image)[hole].max() > 1
+
+
+def test_the_ramp_is_the_membrane_at_the_edge_and_the_fill_inside():
+    image = _ramp()
+    hole = _hole((slice(10, 50), slice(20, 70)))  # 40 x 50: depths up to 20 pixels
+    fill = np.full_like(image, 7)
+    membrane = poisson_blend(image, np.zeros_like(image), hole)
+    blended = ramp_blend(image, fill, hole)
+    assert np.array_equal(blended[~hole], image[~hole])
+    row = blended[30, :, 0].astype(int)
+    # along the middle row the nearest known pixel lies to the left: depth d = column - 19
+    for column in range(20, 35):
+        weight = min(max((column - 19 - RAMP_START) / RAMP_WIDTH, 0.0), 1.0)
+        expected = round(membrane[30, column, 0] + weight * (7 - int(membrane[30, column, 0])))
+        assert abs(row[column] - expected) <= 1, column
+    assert row[20] == membrane[30, 20, 0] and row[21] == membrane[30, 21, 0]  # depths 1 and 2
+    deep = _hole((slice(10 + 7, 50 - 7), slice(20 + 7, 70 - 7)))
+    assert (blended[deep] == 7).all()
+
+
+def test_the_ramp_keeps_a_fill_that_has_nothing_to_meet():
+    image = _ramp()
+    fill = np.full_like(image, 99)
+    assert np.array_equal(ramp_blend(image, fill, np.ones(image.shape[:2], dtype=bool)), fill)
+    assert np.array_equal(ramp_blend(image, fill, np.zeros(image.shape[:2], dtype=bool)), image)
