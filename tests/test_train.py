@@ -223,8 +223,12 @@ def test_a_warm_start_keeps_its_lineage_and_resumes_without_its_source(image_fol
     resumed = start_training(_settings(image_folder, tmp_path / "warm", "glcic"), resume=True, resume_changes={"steps": 3})
     resumed.run()
     _, _, _, metadata = load_release(resumed.export_path)
-    lineage = json.loads(metadata["training_json"])["warm_start"]
+    training = json.loads(metadata["training_json"])
+    lineage = training["warm_start"]
     assert (lineage["file"], lineage["step"], lineage["image_size"], lineage["warm_start"]) == ("source.safetensors", "2", "64", None)
+    # files and folders by name: the trainer's paths stay on the trainer's machine
+    assert (training["data_dirs"], training["init_weights"]) == ([image_folder.name], "source.safetensors")
+    assert str(tmp_path) not in metadata["training_json"]
     assert metadata["step"] == "3"
     with pytest.raises(InpaintError, match="tensors do not fit the quarter config"):
         start_training(_settings(image_folder, tmp_path / "misfit", "glcic", config="quarter", init_weights=str(resumed.export_path)))

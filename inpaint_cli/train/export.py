@@ -18,7 +18,7 @@ from inpaint_cli.checkpoint import export_release
 from inpaint_cli.train.data import as_tensors
 
 if TYPE_CHECKING:
-    from inpaint_cli.train.loop import Trainer
+    from inpaint_cli.train.loop import Trainer, TrainSettings
 
 BATCH_NORM_STREAM = 1_000_000  # first substep of the batches an export's batch-norm statistics come from
 BATCH_NORM_IMAGES = 2048  # fewer (256) left a Context Encoder's statistics noisy enough to cost 0.1 dB
@@ -54,8 +54,19 @@ def release_metadata(trainer: Trainer) -> dict[str, str]:
         "license": settings.license,
         "training_json": json.dumps(
             {k: v for k, v in asdict(settings).items() if k not in ("out_dir", "extra")}
+            | shared_file_names(settings)
             | {"warm_start": trainer.warm_start}
         ),
+    }
+
+
+def shared_file_names(settings: TrainSettings) -> dict[str, object]:
+    """The settings that name files and folders, by name alone: an export is shared, and where
+    its trainer kept the data, the warm start and the backbone is the trainer's own business."""
+    return {
+        "data_dirs": [Path(folder).name for folder in settings.data_dirs],
+        "init_weights": settings.init_weights and Path(settings.init_weights).name,
+        "backbone": settings.backbone and Path(settings.backbone).name,
     }
 
 
