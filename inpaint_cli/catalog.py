@@ -130,11 +130,15 @@ def render_catalog(listed: Catalog) -> list[Table | Padding | str]:
     papers and inputs, the bundled weights and the default model."""
     rows = listed.architectures
     table = Table(title="Architectures and configs (parameters)")
-    for column in ("arch", "config", "generator", "discriminator(s)"):
-        table.add_column(column, justify="right" if column in ("generator", "discriminator(s)") else "left", no_wrap=True)
+    # the counts are never cut: a narrow terminal folds the names instead
+    table.add_column("arch", overflow="fold")
+    table.add_column("config", overflow="fold")
+    counts = {"generator": "generator_params", "discriminator(s)": "discriminator_params"}
+    for column, key in counts.items():
+        table.add_column(column, justify="right", no_wrap=True, min_width=max((len(f"{row[key]:,}") for row in rows), default=1))
     for row in rows:
         config = f"{row['config']} *" if row["default"] else row["config"]
-        table.add_row(row["arch"], config, f"{row['generator_params']:,}", f"{row['discriminator_params']:,}")
+        table.add_row(row["arch"], config, *(f"{row[key]:,}" for key in counts.values()))
     papers = Table(title="Papers and inputs")
     for column in ("arch", "paper", "input"):
         papers.add_column(column, no_wrap=column == "arch")
