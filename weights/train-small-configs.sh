@@ -1,16 +1,13 @@
 #!/bin/bash
-# The training runs behind the small bundled configs that are still in training (weights/README.md,
-# "In training"), side by side, for a fixed wall-clock budget: prepared so that a few minutes on a
-# lent GPU go to training, not to set-up. Each run resumes where its folder's checkpoint left it,
-# stops itself after MINUTES with a checkpoint and an export (`inpaint train --time-limit`), and
-# records the hardware and wall time in that export. Then measure and release the exports:
+# The training runs behind the small configs that are still in training (weights/README.md, "In
+# training": DeepFill v2 since PConv's release), side by side, for a fixed wall-clock budget:
+# prepared so that a few minutes on a lent GPU go to training, not to set-up. Each run resumes where
+# its folder's checkpoint left it, stops itself after MINUTES with a checkpoint and an export
+# (`inpaint train --time-limit`), and records the hardware and wall time in that export. Then
+# measure and release the export:
 #
 #     weights/train-small-configs.sh 10                 # 10 minutes, runs under runs/
 #     inpaint release runs/dfv2-s5/deepfill-v2-half.safetensors --blend poisson
-#     inpaint release runs/pconv-s5b/pconv-seven-level-quarter-hole-only.safetensors --blend none
-#
-# (PConv unblended, as its paper composites: its loss no longer asks it to rebuild the known pixels,
-# which Poisson blending would take its seam from; weights/README.md, "In training".)
 #
 # Arguments: MINUTES (default 10), RUNS folder (default runs), DATA folder of training images
 # (default $INPAINT_DATA/train). On CUDA every run gets WORKERS loader processes (default: the CPUs
@@ -51,8 +48,7 @@ mkdir -p "$runs"
 trap 'kill -TERM $(jobs -p) 2>/dev/null; wait' INT TERM
 # reconstruction only (`--phase-steps` longer than the run): the adversarial phases cost 2-5 x per
 # step, and on small budgets they made fills worse (weights/README.md)
-# the folders are the runs' latest 256-pixel stages (weights/README.md, "In training")
+# the folder is the run's latest 256-pixel stage (weights/README.md, "In training")
 run dfv2-s5 deepfill-v2 half 1e-4 --phase-steps 290000
-run pconv-s5b pconv seven-level-quarter-hole-only 5e-4 --phase-steps 290000
 wait
-for log in "$runs"/{dfv2-s5,pconv-s5b}.log; do tail -n 1 "$log"; done
+tail -n 1 "$runs/dfv2-s5.log"

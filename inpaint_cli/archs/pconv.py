@@ -289,7 +289,7 @@ SPECS = (
         build_generator=PConvUNet,
         order=50,
         configs=CONFIGS,
-        default_config="seven-level-half",
+        default_config="seven-level-quarter-hole-only",
         recipe=PConvRecipe,
     ),
 )
