@@ -8,8 +8,8 @@ tables for the README.
 Latency table, one row per model, each measured in its own process on a photo (the example
 astronaut, resized) with a ~20 % irregular hole (a centred box of a quarter of the image for the
 paper's Context Encoder, which fills only that):
-- fill: the whole `Inpainter.fill` (windows, padding, network, composite, Poisson blend where the
-  model's post-processing is poisson);
+- fill: the whole `Inpainter.fill` (windows, padding, network, composite, and the blend of the
+  model's post-processing: Poisson blending or the ramp);
 - network: the bare forward passes of the exact inputs that fill sent the network (recorded);
 - GFLOP: those forwards' floating-point operations, from torch's FlopCounterMode;
 - floor: GFLOP at the rate a 3 x 3 convolution (64 -> 64 channels, 256 x 256, the faster of the
@@ -20,8 +20,8 @@ paper's Context Encoder, which fills only that):
   indexing, copies, normalisation) adds to them;
 - fill / network and network / floor: the ratios; absolute times on a shared machine drift,
   ratios measured in one process hold. Each repeat measures the rate, the fill, the network and
-  the Poisson solve in turn; each is the best of the repeats.
-The Poisson solve gets its own line: `blend.poisson_blend` on the bundled GLCIC's fill.
+  the blend in turn; each is the best of the repeats;
+- blend: the model's post-processing alone on its fill (`blend.BLEND_FUNCTIONS`), where it has one.
 
 Big photos (`--big`): a 4000 x 3000 JPEG with four holes covering 5 % filled by the default model
 and by big-lama (random weights) under the default strategy, and a 2048 x 2048 photo filled by
@@ -141,7 +141,7 @@ def measure_latency(model: str, size: int, repeats: int, device: str) -> dict:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from inpaint_cli.blend import poisson_blend
+    from inpaint_cli.blend import BLEND_FUNCTIONS
     from inpaint_cli.errors import InpaintError
     from inpaint_cli.fill import Inpainter
     from inpaint_cli.masks import draw_mask
@@ -171,7 +171,8 @@ def measure_latency(model: str, size: int, repeats: int, device: str) -> dict:
         for batch, mask, options in recorded:
             network.inpaint(batch, mask, **options)
     # interleaved, so that a change in the machine's load touches every measure alike
-    rates, fills, forwards, poisson = [], [], [], []
+    rates, fills, forwards, blends = [], [], [], []
+    blend = BLEND_FUNCTIONS.get(inpainter.blend)
     for _ in range(repeats):
         rates.append(_conv_gflops_per_second())
         started = time.perf_counter()
@@ -182,13 +183,14 @@ def measure_latency(model: str, size: int, repeats: int, device: str) -> dict:
             for batch, mask, options in recorded:
                 network.inpaint(batch, mask, **options)
             forwards.append(time.perf_counter() - started)
-        started = time.perf_counter()
-        poisson_blend(image, filled, hole)
-        poisson.append(time.perf_counter() - started)
+        if blend is not None:
+            started = time.perf_counter()
+            blend(image, filled, hole)
+            blends.append(time.perf_counter() - started)
     gflop, rate = counter.get_total_flops() / 1e9, max(rates)
     arithmetic = _arithmetic_seconds(lambda: [network.inpaint(b, m, **o) for b, m, o in recorded], repeats)
     return {"model": model, "label": inpainter.label, "fill": min(fills), "network": min(forwards),
-            "gflop": gflop, "conv_rate": rate, "floor": gflop / rate, "poisson": min(poisson), "arithmetic": arithmetic,
+            "gflop": gflop, "conv_rate": rate, "floor": gflop / rate, "blend": min(blends, default=None), "arithmetic": arithmetic,
             "batches": [tuple(batch.shape) for batch, _, _ in recorded], "hole": float(hole.mean()),
             "threads": torch.get_num_threads()}
 
@@ -277,7 +279,7 @@ def main() -> None:
         threads = f", {args.threads} thread(s)" if args.threads else ""
         print(f"{args.size} x {args.size} photo, ~20 % irregular hole, device {args.device}{threads}, best of {args.repeats}\n")
         print("| model | fill (s) | network (s) | GFLOP | floor (s) | fill / network | network / floor"
-              " | own-shape arithmetic (s) | network / arithmetic | Poisson (s) |")
+              " | own-shape arithmetic (s) | network / arithmetic | blend (s) |")
         print("|---|---|---|---|---|---|---|---|---|---|")
         for model in args.model or default_models():
             threads = ["--threads", str(args.threads)] if args.threads else []
@@ -285,11 +287,11 @@ def main() -> None:
             if isinstance(row, str):
                 print(f"| {model} | failed: {row} | | | | | | | | |", flush=True)
                 continue
-            poisson = f"{row['poisson']:.3f}" if row["label"].endswith("+ poisson") else "-"
+            blend = "-" if row["blend"] is None else f"{row['blend']:.3f}"
             print(f"| {row['label'] if model.startswith('bundled') else model} | {row['fill']:.3f} | {row['network']:.3f}"
                   f" | {row['gflop']:.1f} | {row['floor']:.3f} | {row['fill'] / row['network']:.2f}"
                   f" | {row['network'] / row['floor']:.2f} | {row['arithmetic']:.3f}"
-                  f" | {row['network'] / row['arithmetic']:.2f} | {poisson} |", flush=True)
+                  f" | {row['network'] / row['arithmetic']:.2f} | {blend} |", flush=True)
             print(f"<!-- {json.dumps(row)} -->", file=sys.stderr, flush=True)
     if args.big:
         print("\n| photo | model | strategy | hole | wall (s) | CPU (s) | peak RSS (MB) |\n|---|---|---|---|---|---|---|")
