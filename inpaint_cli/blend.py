@@ -16,8 +16,8 @@ and a small frame, not the image. The relative tolerance, 1e-5, is the loosest t
 within one grey level of the former solve (float64, 1e-6) on the example fills and on Poisson
 blends of GLCIC and Context Encoder fills of evaluation images (1e-4 moved some by 3, 1e-3 by 4).
 
-Known limit: both solves stopped at ITERATIONS_PER_LEVEL on the finer levels, so on large holes the
-result is not the converged solution. Against a float64 direct solve of the same equations, the
+Known limit: the solve stops after ITERATIONS_PER_LEVEL steps on every level finer than COARSEST,
+so on large holes the result is not the converged solution. Against a float64 direct solve of the same equations, the
 membrane of a 150 x 150 box in a 256 x 256 image whose pixels are themselves discrete-harmonic (so
 the exact fill is the image) is off by up to 18 grey levels, and the harmonic fills of the
 protocol's boxes by up to 44 (hole L1 0.1176 against 0.1164 converged, first 48 photos). The error
