@@ -1,0 +1,167 @@
+"""The membrane equations on a hole, solved to convergence: each hole pixel is the mean of its
+in-array neighbours, and the known pixels around the hole are fixed (Dirichlet; the image border is
+a Neumann boundary). Poisson blending and the harmonic fill (`inpaint_cli.blend`) both come down to
+it.
+
+Conjugate gradients preconditioned by one multigrid V-cycle (Tatebe, "The multigrid preconditioned
+conjugate gradient method", 1993). The levels aggregate 2 x 2 blocks of cells: a coarse unknown is a
+block holding any hole pixel, prolongation copies it to the block's hole pixels, restriction sums
+them back (its transpose), and each coarse operator is the Galerkin product of the finer one with
+them, so it is exact for the hole's own shape, thin strokes included. One weighted-Jacobi sweep
+before and after the coarse correction keeps the V-cycle symmetric, as conjugate gradients need;
+the coarsest level (at most DIRECT unknowns) is solved by its dense inverse. About a dozen steps
+reach the tolerance at any hole size, where plain conjugate gradients need hundreds.
+
+Every unknown is handled by number (the hole's pixels in row-major order), so a step costs the
+hole's size, not its bounding box's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+RELATIVE_TOLERANCE = 1e-4  # stop when each channel's residual norm is this fraction of its start's
+MAX_STEPS = 200  # a safeguard: a dozen steps are the rule
+DIRECT = 256  # unknowns of the coarsest level, solved by a dense inverse
+JACOBI_WEIGHT = 0.8
+
+
+@dataclass
+class Level:
+    """The membrane operator on one level: unknown i has `diagonal[i]` and, towards each of its
+    four neighbours, an unknown number (`count` for none: a zero slot) and a coupling weight."""
+
+    numbers: np.ndarray  # H x W: each cell's unknown number, -1 where the cell is not one
+    diagonal: np.ndarray  # (count,)
+    neighbours: np.ndarray  # 4 x count unknown numbers
+    weights: np.ndarray | None  # 4 x count; None: every coupling 1 (the finest level)
+    parent: np.ndarray | None = None  # each unknown's unknown on the next coarser level
+    inverse: np.ndarray | None = None  # the coarsest level's dense inverse
+
+    @property
+    def count(self) -> int:
+        return len(self.diagonal)
+
+    def apply(self, unknowns: np.ndarray) -> np.ndarray:
+        """The operator times `unknowns` (channels x count)."""
+        padded = np.concatenate([unknowns, np.zeros((len(unknowns), 1), unknowns.dtype)], axis=1)
+        result = self.diagonal * unknowns
+        for index, side in enumerate(self.neighbours):
+            beside = padded.take(side, axis=1)
+            result -= beside if self.weights is None else self.weights[index] * beside
+        return result
+
+
+def _level(inside: np.ndarray, diagonal: np.ndarray, right: np.ndarray, down: np.ndarray) -> Level:
+    """A level from grids: which cells are unknowns, their diagonal, and the coupling of each cell
+    with the one to its right and the one below it."""
+    height, width = inside.shape
+    rows, cols = np.nonzero(inside)
+    count = len(rows)
+    numbers = np.full((height, width), -1, np.intp)
+    numbers[rows, cols] = np.arange(count)
+    framed = np.full((height + 2, width + 2), count, np.intp)  # known cells and the frame: the zero slot
+    framed[rows + 1, cols + 1] = np.arange(count)
+    right, down = np.pad(right, 1), np.pad(down, 1)
+    sides = ((0, 1, right[1:-1, 1:-1]), (0, -1, right[1:-1, :-2]), (1, 0, down[1:-1, 1:-1]), (-1, 0, down[:-2, 1:-1]))
+    neighbours = np.stack([framed[rows + 1 + dy, cols + 1 + dx] for dy, dx, _ in sides])
+    weights = np.stack([coupling[rows, cols] for _, _, coupling in sides]).astype(np.float32)
+    return Level(numbers, diagonal[rows, cols].astype(np.float32), neighbours, weights)
+
+
+def _coarser(inside: np.ndarray, diagonal: np.ndarray, right: np.ndarray, down: np.ndarray):
+    """The Galerkin coarsening over 2 x 2 blocks: the blocks holding an unknown, and the grids of
+    their diagonal and couplings (a block's diagonal loses twice each coupling inside it)."""
+    pad = ((0, inside.shape[0] % 2), (0, inside.shape[1] % 2))
+    inside, diagonal, right, down = (np.pad(grid, pad) for grid in (inside, diagonal, right, down))
+    height, width = inside.shape[0] // 2, inside.shape[1] // 2
+    blocks = inside.reshape(height, 2, width, 2).any(axis=(1, 3))
+    within = right[:, 0::2].reshape(height, 2, width).sum(1) + down[0::2].reshape(height, width, 2).sum(2)
+    block_diagonal = diagonal.reshape(height, 2, width, 2).sum(axis=(1, 3)) - 2 * within
+    block_right = right[:, 1::2].reshape(height, 2, width).sum(1)
+    block_down = down[1::2].reshape(height, width, 2).sum(2)
+    return blocks, block_diagonal, block_right, block_down
+
+
+def hierarchy(inside: np.ndarray) -> list[Level]:
+    """The levels of the membrane operator on `inside` (bool H x W), finest first."""
+    height, width = inside.shape
+    # each cell's count of in-array neighbours: 4 less those across the image's border
+    across_rows = (np.arange(height) == 0) + (np.arange(height) == height - 1).astype(np.float32)
+    across_cols = (np.arange(width) == 0) + (np.arange(width) == width - 1).astype(np.float32)
+    in_array = 4 - across_rows[:, None] - across_cols[None, :]
+    grids = (
+        inside,
+        np.where(inside, in_array, 0).astype(np.float32),
+        np.pad(inside[:, :-1] & inside[:, 1:], ((0, 0), (0, 1))).astype(np.float32),
+        np.pad(inside[:-1] & inside[1:], ((0, 1), (0, 0))).astype(np.float32),
+    )
+    levels = [_level(*grids)]
+    levels[0].weights = None  # a neighbour in the hole couples by 1, the zero slot stands for the rest
+    while levels[-1].count > DIRECT:
+        grids = _coarser(*grids)
+        coarse = _level(*grids)
+        finer = levels[-1]
+        rows, cols = np.nonzero(finer.numbers >= 0)
+        finer.parent = coarse.numbers[rows // 2, cols // 2]
+        levels.append(coarse)
+    coarsest = levels[-1]
+    dense = np.diag(coarsest.diagonal.astype(np.float64))
+    weights = np.ones_like(coarsest.neighbours, np.float32) if coarsest.weights is None else coarsest.weights
+    for side, weight in zip(coarsest.neighbours, weights):
+        real = side < coarsest.count
+        np.add.at(dense, (np.nonzero(real)[0], side[real]), -weight[real])
+    coarsest.inverse = np.linalg.inv(dense).astype(np.float32)
+    return levels
+
+
+def v_cycle(levels: list[Level], residual: np.ndarray, depth: int = 0) -> np.ndarray:
+    """One symmetric V-cycle from zero: the preconditioner applied to `residual` (channels x count)."""
+    level = levels[depth]
+    if level.inverse is not None:
+        return residual @ level.inverse.T
+    correction = JACOBI_WEIGHT * residual / level.diagonal
+    remainder = residual - level.apply(correction)
+    coarse_count = levels[depth + 1].count
+    restricted = np.stack([np.bincount(level.parent, channel, minlength=coarse_count) for channel in remainder])
+    correction += v_cycle(levels, restricted.astype(np.float32), depth + 1).take(level.parent, axis=1)
+    correction += JACOBI_WEIGHT * (residual - level.apply(correction)) / level.diagonal
+    return correction
+
+
+def solve_membrane(inside: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """`values` (H x W x C float32) with the pixels of `inside` (bool H x W) replaced by the
+    membrane interpolant of the others, started from zero."""
+    rows, cols = np.nonzero(inside)
+    levels = hierarchy(inside)
+    finest = levels[0]
+    known = np.where(inside[..., None], np.float32(0), values)
+    beside = np.zeros_like(known)  # each cell's sum of its known neighbours
+    beside[1:] += known[:-1]
+    beside[:-1] += known[1:]
+    beside[:, 1:] += known[:, :-1]
+    beside[:, :-1] += known[:, 1:]
+    # channels first: each channel's unknowns are contiguous
+    rhs = np.ascontiguousarray(beside[rows, cols].T)
+    solution = np.zeros_like(rhs)
+    residual = rhs.copy()
+    target = RELATIVE_TOLERANCE * np.maximum(np.linalg.norm(residual, axis=1, keepdims=True), 1e-6)
+    preconditioned = v_cycle(levels, residual)
+    direction = preconditioned.copy()
+    energy = np.einsum("ij,ij->i", residual, preconditioned)[:, None]
+    for _ in range(MAX_STEPS):
+        if (np.linalg.norm(residual, axis=1, keepdims=True) <= target).all():
+            break
+        product = finest.apply(direction)
+        step = energy / np.maximum(np.einsum("ij,ij->i", direction, product)[:, None], 1e-30)
+        solution += step * direction
+        residual -= step * product
+        preconditioned = v_cycle(levels, residual)
+        new_energy = np.einsum("ij,ij->i", residual, preconditioned)[:, None]
+        direction = preconditioned + (new_energy / np.maximum(energy, 1e-30)) * direction
+        energy = new_energy
+    result = values.copy()
+    result[rows, cols] = solution.T
+    return result
