@@ -30,13 +30,16 @@ JACOBI_WEIGHT = 0.8
 
 @dataclass
 class Level:
-    """The membrane operator on one level: unknown i has `diagonal[i]` and, towards each of its
-    four neighbours, an unknown number (`count` for none: a zero slot) and a coupling weight."""
+    """The membrane operator on one level. Unknowns are numbered in row-major order, so an unknown's
+    neighbour on the right, where it has one, is the next unknown and its neighbour on the left the
+    previous one: those couplings need no index. Above and below, each unknown names its neighbour
+    (`count` for none: a zero slot)."""
 
     numbers: np.ndarray  # H x W: each cell's unknown number, -1 where the cell is not one
     diagonal: np.ndarray  # (count,)
-    neighbours: np.ndarray  # 4 x count unknown numbers
-    weights: np.ndarray | None  # 4 x count; None: every coupling 1 (the finest level)
+    right: np.ndarray  # (count,): the coupling with the next unknown, 0 where it is not the right neighbour
+    vertical: np.ndarray  # 2 x count: the unknown below and the one above
+    vertical_weights: np.ndarray | None  # 2 x count; None: every coupling 1 (the finest level)
     parent: np.ndarray | None = None  # each unknown's unknown on the next coarser level
     inverse: np.ndarray | None = None  # the coarsest level's dense inverse
 
@@ -46,12 +49,28 @@ class Level:
 
     def apply(self, unknowns: np.ndarray) -> np.ndarray:
         """The operator times `unknowns` (channels x count)."""
-        padded = np.concatenate([unknowns, np.zeros((len(unknowns), 1), unknowns.dtype)], axis=1)
         result = self.diagonal * unknowns
-        for index, side in enumerate(self.neighbours):
+        coupling = self.right[:-1]
+        result[:, :-1] -= coupling * unknowns[:, 1:]
+        result[:, 1:] -= coupling * unknowns[:, :-1]
+        padded = np.concatenate([unknowns, np.zeros((len(unknowns), 1), unknowns.dtype)], axis=1)
+        for index, side in enumerate(self.vertical):
             beside = padded.take(side, axis=1)
-            result -= beside if self.weights is None else self.weights[index] * beside
+            result -= beside if self.vertical_weights is None else self.vertical_weights[index] * beside
         return result
+
+    def dense(self) -> np.ndarray:
+        """The operator as a dense float64 matrix (for the coarsest level)."""
+        count = self.count
+        matrix = np.diag(self.diagonal.astype(np.float64))
+        steps = np.arange(count - 1)
+        matrix[steps, steps + 1] -= self.right[:-1]
+        matrix[steps + 1, steps] -= self.right[:-1]
+        weights = np.ones(self.vertical.shape) if self.vertical_weights is None else self.vertical_weights
+        for side, weight in zip(self.vertical, weights):
+            real = side < count
+            matrix[np.nonzero(real)[0], side[real]] -= weight[real]
+        return matrix
 
 
 def _level(inside: np.ndarray, diagonal: np.ndarray, right: np.ndarray, down: np.ndarray) -> Level:
@@ -64,11 +83,11 @@ def _level(inside: np.ndarray, diagonal: np.ndarray, right: np.ndarray, down: np
     numbers[rows, cols] = np.arange(count)
     framed = np.full((height + 2, width + 2), count, np.intp)  # known cells and the frame: the zero slot
     framed[rows + 1, cols + 1] = np.arange(count)
-    right, down = np.pad(right, 1), np.pad(down, 1)
-    sides = ((0, 1, right[1:-1, 1:-1]), (0, -1, right[1:-1, :-2]), (1, 0, down[1:-1, 1:-1]), (-1, 0, down[:-2, 1:-1]))
-    neighbours = np.stack([framed[rows + 1 + dy, cols + 1 + dx] for dy, dx, _ in sides])
-    weights = np.stack([coupling[rows, cols] for _, _, coupling in sides]).astype(np.float32)
-    return Level(numbers, diagonal[rows, cols].astype(np.float32), neighbours, weights)
+    vertical = np.stack([framed[rows + 2, cols + 1], framed[rows, cols + 1]])
+    above = np.pad(down, ((1, 0), (0, 0)))[:-1]  # each cell's coupling with the one above it
+    vertical_weights = np.stack([down[rows, cols], above[rows, cols]]).astype(np.float32)
+    return Level(numbers, diagonal[rows, cols].astype(np.float32), right[rows, cols].astype(np.float32),
+                 vertical, vertical_weights)
 
 
 def _coarser(inside: np.ndarray, diagonal: np.ndarray, right: np.ndarray, down: np.ndarray):
@@ -99,7 +118,7 @@ def hierarchy(inside: np.ndarray) -> list[Level]:
         np.pad(inside[:-1] & inside[1:], ((0, 1), (0, 0))).astype(np.float32),
     )
     levels = [_level(*grids)]
-    levels[0].weights = None  # a neighbour in the hole couples by 1, the zero slot stands for the rest
+    levels[0].vertical_weights = None  # a neighbour in the hole couples by 1, the zero slot stands for the rest
     while levels[-1].count > DIRECT:
         grids = _coarser(*grids)
         coarse = _level(*grids)
@@ -107,13 +126,7 @@ def hierarchy(inside: np.ndarray) -> list[Level]:
         rows, cols = np.nonzero(finer.numbers >= 0)
         finer.parent = coarse.numbers[rows // 2, cols // 2]
         levels.append(coarse)
-    coarsest = levels[-1]
-    dense = np.diag(coarsest.diagonal.astype(np.float64))
-    weights = np.ones_like(coarsest.neighbours, np.float32) if coarsest.weights is None else coarsest.weights
-    for side, weight in zip(coarsest.neighbours, weights):
-        real = side < coarsest.count
-        np.add.at(dense, (np.nonzero(real)[0], side[real]), -weight[real])
-    coarsest.inverse = np.linalg.inv(dense).astype(np.float32)
+    levels[-1].inverse = np.linalg.inv(levels[-1].dense()).astype(np.float32)
     return levels
 
 
