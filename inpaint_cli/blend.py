@@ -43,6 +43,12 @@ def poisson_blend(original: np.ndarray, filled: np.ndarray, hole: np.ndarray) ->
     return result
 
 
+def harmonic_fill(original: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """The membrane (harmonic) interpolant of the known pixels over `hole`: Poisson blending of a
+    flat fill, which has no gradients of its own."""
+    return poisson_blend(original, np.zeros_like(original), hole)
+
+
 def _hole_crop(hole: np.ndarray) -> tuple[slice, slice]:
     """The hole's bounding box with a one-pixel ring of known pixels wherever the image has one: a
     hole pixel on the crop's edge lies on the image border, where it simply has fewer neighbours
@@ -73,7 +79,7 @@ def ramp_blend(original: np.ndarray, filled: np.ndarray, hole: np.ndarray) -> np
         return result
     if hole.all():  # no known pixel to meet: the fill stands as it is
         return filled.copy()
-    membrane = poisson_blend(original, np.zeros_like(original), hole)
+    membrane = harmonic_fill(original, hole)
     box, inside, distance = _hole_box(hole)
     weight = np.clip((distance[inside] - RAMP_START) / RAMP_WIDTH, 0, 1)[:, None]
     edge = membrane[box][inside].astype(np.float32)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from inpaint_cli.blend import poisson_blend
+from inpaint_cli.blend import harmonic_fill
 from inpaint_cli.registry import array_method_spec
 
 
@@ -20,7 +20,7 @@ class HarmonicConfig:
 
 
 def fill(config: HarmonicConfig, rgb8: np.ndarray, hole: np.ndarray) -> np.ndarray:
-    return poisson_blend(rgb8, np.zeros_like(rgb8), hole)
+    return harmonic_fill(rgb8, hole)
 
 
 SPECS = (array_method_spec("harmonic", "membrane interpolant (Poisson blending of a flat fill, Pérez et al. 2003)", 102, fill, HarmonicConfig()),)
