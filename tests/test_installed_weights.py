@@ -28,7 +28,15 @@ from inpaint_cli.errors import InpaintError
 from inpaint_cli.fill import FillOptions, Inpainter, resolve_model
 from inpaint_cli.masks import grow_hole, preview_hole
 from inpaint_cli.registry import get_arch
-from inpaint_cli.weights import bundled_weights, default_model, install, installed_dir, read_manifest, weights_for
+from inpaint_cli.weights import (
+    bundled_weights,
+    default_model,
+    install,
+    installed_dir,
+    read_manifest,
+    weights_for,
+    write_manifest,
+)
 
 RECT = "16,12,24,20"  # x, y, w, h of the hole in the 48 x 64 test photo
 
@@ -76,7 +84,7 @@ def test_convert_install_then_arch_loads_the_installed_file(home, aot_official, 
     assert "`inpaint convert FILE --install`" in err  # DeepFill v2's official weights convert
     # PConv has no official file: where nothing is bundled (an empty bundled folder), training is the way
     (tmp_path / "empty").mkdir()
-    (tmp_path / "empty" / "manifest.json").write_text('{"default": "", "models": {}}')
+    write_manifest(tmp_path / "empty", {"default": "", "models": {}})
     with monkeypatch.context() as patched:
         patched.setenv("INPAINT_WEIGHTS", str(tmp_path / "empty"))
         code, _, err = run("fill", photo, "--rect", RECT, "--arch", "pconv", "-o", tmp_path / "none.png")
