@@ -80,6 +80,18 @@ def test_tiled_equals_untiled_with_gradients(chunk_size: int) -> None:
     torch.testing.assert_close(tiled_input.grad, whole_input.grad, rtol=1e-4, atol=1e-5)
 
 
+def test_whole_grid_fuse_equals_the_gathering_fuse_bit_for_bit() -> None:
+    """The whole-grid fast path (shifted slices, a transpose) and the general tile fuse (gathers)
+    add the same scores in the same order, on a grid that is not square."""
+    generator = torch.Generator().manual_seed(5)
+    rows, cols = 6, 9
+    patches = torch.randn(rows * cols, 7, generator=generator)
+    filters = torch.randn(rows * cols, 7, generator=generator)
+    neighbours = ca._neighbours(rows, cols, torch.device("cpu"))
+    gathered = ca._fused_scores(patches, filters, torch.arange(rows * cols), neighbours)
+    assert torch.equal(ca._fused_scores_whole(patches, filters, rows, cols), gathered)
+
+
 def test_memory_budget_tiles_are_exact() -> None:
     """A small `max_scores` forces the default tiling (a few positions per tile)."""
     features, mask = _random_case(2, batch=1)
