@@ -79,16 +79,17 @@ def photo(tmp_path, smooth_image) -> Path:
 def test_convert_install_then_arch_loads_the_installed_file(home, aot_official, photo, tmp_path, monkeypatch):
     code, _, err = run("fill", photo, "--rect", RECT, "--arch", "aot-gan", "-o", tmp_path / "before.png")
     assert code == 0 and err.splitlines()[0] == f"using {bundled_weights('aot-gan')}"  # nothing installed yet
-    code, _, err = run("fill", photo, "--rect", RECT, "--arch", "deepfill-v2", "-o", tmp_path / "none.png")
-    assert code == 1 and "no bundled weights for deepfill-v2" in err  # nothing bundled, nothing installed
-    assert "`inpaint convert FILE --install`" in err  # DeepFill v2's official weights convert
-    # PConv has no official file: where nothing is bundled (an empty bundled folder), training is the way
+    # where nothing is bundled (an empty bundled folder) and nothing installed, the error names the way
+    # to weights: DeepFill v2's official file converts; PConv has no official file, so training it is
     (tmp_path / "empty").mkdir()
     write_manifest(tmp_path / "empty", {"default": "", "models": {}})
     with monkeypatch.context() as patched:
         patched.setenv("INPAINT_WEIGHTS", str(tmp_path / "empty"))
+        code, _, err = run("fill", photo, "--rect", RECT, "--arch", "deepfill-v2", "-o", tmp_path / "none.png")
+        assert code == 1 and "no bundled weights for deepfill-v2" in err
+        assert "`inpaint convert FILE --install`" in err
         code, _, err = run("fill", photo, "--rect", RECT, "--arch", "pconv", "-o", tmp_path / "none.png")
-    assert code == 1 and "no bundled weights for pconv" in err and "convert" not in err
+        assert code == 1 and "no bundled weights for pconv" in err and "convert" not in err
 
     converted = tmp_path / "aot-gan-paper.safetensors"
     code, _, err = run("convert", aot_official, "-o", converted, "--install")
