@@ -141,14 +141,18 @@ class PConvUNet(InpaintModel):
         for stage, (skip, skip_valid) in zip(self.decoder, reversed(skips[:-1])):
             features = F.interpolate(features, scale_factor=2.0, mode="nearest")
             valid = F.interpolate(valid, scale_factor=2.0, mode="nearest")
-            # one mask channel per feature channel: the two halves have different holes
+            # one mask channel per feature channel: the two halves have different holes. The mask
+            # takes the features' memory layout (cat makes it contiguous): a mask of the other
+            # layout slowed a channels-last forward at 512 x 512 by 13-25 %, converting in every
+            # product and convolution of the stage
+            layout = torch.channels_last if features.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
             joined_valid = torch.cat(
                 [
                     valid.expand(-1, features.shape[1], -1, -1),
                     skip_valid.expand(-1, skip.shape[1], -1, -1),
                 ],
                 dim=1,
-            )
+            ).contiguous(memory_format=layout)
             features, valid = stage(torch.cat([features, skip], dim=1), joined_valid)
         return features
 
