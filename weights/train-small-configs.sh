@@ -7,7 +7,7 @@
 # measure and release the export:
 #
 #     weights/train-small-configs.sh 10                 # 10 minutes, runs under runs/
-#     inpaint release runs/dfv2-s5/deepfill-v2-half.safetensors --blend poisson
+#     inpaint release runs/dfv2-s7/deepfill-v2-half.safetensors --blend poisson
 #
 # Arguments: MINUTES (default 10), RUNS folder (default runs), DATA folder of training images
 # (default $INPAINT_DATA/train). On CUDA every run gets WORKERS loader processes (default: the CPUs
@@ -49,6 +49,6 @@ trap 'kill -TERM $(jobs -p) 2>/dev/null; wait' INT TERM
 # reconstruction only (`--phase-steps` longer than the run): the adversarial phases cost 2-5 x per
 # step, and on small budgets they made fills worse (weights/README.md)
 # the folder is the run's latest 256-pixel stage (weights/README.md, "In training")
-run dfv2-s5 deepfill-v2 half 1e-4 --phase-steps 290000
+run dfv2-s7 deepfill-v2 half 5e-5 --phase-steps 290000
 wait
-tail -n 1 "$runs/dfv2-s5.log"
+tail -n 1 "$runs/dfv2-s7.log"
