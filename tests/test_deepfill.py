@@ -3,6 +3,9 @@ the gated convolution, spatial discounting, the local critic's patch, and short 
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -199,3 +202,40 @@ def test_inference_skips_attention_far_from_the_hole_without_changing_the_fill(m
     hole = mask.bool().expand_as(skipped)
     torch.testing.assert_close(skipped[hole], computed[hole], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(skipped_flow[hole], computed_flow[hole])
+
+
+def _v1_to_v2_module():
+    """`weights/deepfill_v1_to_v2.py`, the bundled DeepFill v2's warm start (a script, not a module)."""
+    path = Path(__file__).resolve().parents[1] / "weights" / "deepfill_v1_to_v2.py"
+    spec = importlib.util.spec_from_file_location("deepfill_v1_to_v2", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_v1_weights_map_onto_v2_exactly_where_the_architectures_agree() -> None:
+    """The coarse stage of the mapped v2 computes v1's (the open gates' 1/2 undone by the next
+    layer); stage 2's first convolutions fold v1's ones channel into the bias (exact away from the
+    border) and drop its mask channel."""
+    torch.manual_seed(0)
+    v1 = deepfill_v1.DeepFillV1(deepfill_v1.CONFIGS["tiny"])  # cnum 8: v2 needs 16 for the same features
+    with torch.no_grad():
+        for conv in v1.modules():
+            if isinstance(conv, torch.nn.Conv2d):
+                conv.bias.uniform_(-0.3, 0.3)
+    v2 = deepfill_v2.DeepFillV2(deepfill_v2.DeepFillV2Config(channels=16))
+    _v1_to_v2_module().map_v1_to_v2(v1, v2)
+    image = gradient_image(1, 32)
+    mask = torch.zeros(1, 1, 32, 32)
+    mask[..., 8:20, 10:26] = 1
+    stage_input = torch.cat([(image * 2 - 1) * (1 - mask), torch.ones_like(mask), mask], dim=1)
+    with torch.no_grad():
+        torch.testing.assert_close(v2.coarse_rgb(v2.coarse(stage_input)), v1.coarse_rgb(v1.coarse(stage_input)))
+        assert (v2.coarse.conv1(stage_input) * 2 - v1.coarse.conv1(stage_input)).abs().max() < 1e-6
+        composite = stage_input[:, :3]
+        v1_refine = v1.hallucination.xconv1(torch.cat([composite, torch.ones_like(mask), torch.zeros_like(mask)], 1))
+        v2_refine = v2.hallucination.xconv1(composite) * 2
+        torch.testing.assert_close(v2_refine[..., 2:-2, 2:-2], v1_refine[..., 2:-2, 2:-2])
+        assert (v2_refine[..., :2, :] - v1_refine[..., :2, :]).abs().max() > 1e-3  # the ones channel's border
+    gates = v2.coarse.conv5.conv
+    assert gates.weight[gates.out_channels // 2:].abs().sum() == 0 and gates.bias[gates.out_channels // 2:].abs().sum() == 0

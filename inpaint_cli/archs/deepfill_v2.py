@@ -139,6 +139,9 @@ def deepfill_v2_holes(rng: np.random.Generator, height: int, width: int, paramet
 CONFIGS = {
     "paper": DeepFillV2Config(),
     "half": DeepFillV2Config(channels=24, critic_channels=32),
+    # DeepFill v1 half's feature widths (16 at conv1): the bundled weights started from v1's
+    # (weights/deepfill_v1_to_v2.py)
+    "two-thirds": DeepFillV2Config(channels=32, critic_channels=32),
     "tiny": DeepFillV2Config(channels=8, critic_channels=8),
     # the official TF networks' conventions, for converted weights (`inpaint convert`)
     "official": DeepFillV2Config(tf_compatible=True, channel_order="bgr"),
