@@ -155,7 +155,7 @@ SPECS = (
         build_generator=DeepFillV2,
         order=40,
         configs=CONFIGS,
-        default_config="paper",
+        default_config="two-thirds",  # the bundled weights' config (weights/README.md)
         recipe=DeepFillV2Recipe,
         training_masks={"deepfill-v2": deepfill_v2_holes},
     ),
