@@ -1,13 +1,14 @@
 #!/bin/bash
 # The training runs behind the small configs that are still in training (weights/README.md, "In
-# training": DeepFill v2 since PConv's release), side by side, for a fixed wall-clock budget:
+# training": DeepFill v2's `half` from scratch, whose CPU runs were lost before they passed; the
+# bundled DeepFill v2 started from DeepFill v1 instead), side by side, for a fixed wall-clock budget:
 # prepared so that a few minutes on a lent GPU go to training, not to set-up. Each run resumes where
 # its folder's checkpoint left it, stops itself after MINUTES with a checkpoint and an export
 # (`inpaint train --time-limit`), and records the hardware and wall time in that export. Then
 # measure and release the export:
 #
 #     weights/train-small-configs.sh 10                 # 10 minutes, runs under runs/
-#     inpaint release runs/dfv2-s7/deepfill-v2-half.safetensors --blend poisson
+#     inpaint release runs/dfv2-half/deepfill-v2-half.safetensors --blend poisson
 #
 # Arguments: MINUTES (default 10), RUNS folder (default runs), DATA folder of training images
 # (default $INPAINT_DATA/train). On CUDA every run gets WORKERS loader processes (default: the CPUs
@@ -48,7 +49,6 @@ mkdir -p "$runs"
 trap 'kill -TERM $(jobs -p) 2>/dev/null; wait' INT TERM
 # reconstruction only (`--phase-steps` longer than the run): the adversarial phases cost 2-5 x per
 # step, and on small budgets they made fills worse (weights/README.md)
-# the folder is the run's latest 256-pixel stage (weights/README.md, "In training")
-run dfv2-s7 deepfill-v2 half 5e-5 --phase-steps 290000
+run dfv2-half deepfill-v2 half 1e-4 --phase-steps 290000
 wait
-tail -n 1 "$runs/dfv2-s7.log"
+tail -n 1 "$runs/dfv2-half.log"
