@@ -32,7 +32,7 @@ from inpaint_cli.archs.deepfill_v1 import DeepFillV1
 from inpaint_cli.archs.deepfill_v2 import CONFIGS, DeepFillV2
 from inpaint_cli.checkpoint import export_release, load_release
 from inpaint_cli.registry import get_arch
-from inpaint_cli.train.state import LINEAGE_KEYS
+from inpaint_cli.train.state import release_lineage
 
 V2_CONFIG = "two-thirds"
 #: the first convolution of each stage sees the image, not a gated block's halved output
@@ -78,8 +78,6 @@ def main() -> None:
     v1, _, v1_config, metadata = load_release(args.v1, "deepfill-v1", "half")
     v2 = DeepFillV2(CONFIGS[V2_CONFIG])
     map_v1_to_v2(v1, v2)
-    earlier = json.loads(metadata.get("training_json", "{}")).get("warm_start")
-    lineage = {key: metadata.get(key) for key in LINEAGE_KEYS} | {"file": Path(args.v1).name, "warm_start": earlier}
     info = {
         "step": "0",
         "image_size": metadata.get("image_size", ""),
@@ -90,7 +88,7 @@ def main() -> None:
         "wall_time_s": "0",
         "license": metadata.get("license", ""),
         "training_json": json.dumps({"mapped_from": f"deepfill-v1 {v1_config} (weights/deepfill_v1_to_v2.py)",
-                                     "warm_start": lineage}),
+                                     "warm_start": release_lineage(args.v1, metadata)}),
     }
     v2.eval()
     export_release(v2, get_arch("deepfill-v2"), V2_CONFIG, CONFIGS[V2_CONFIG], args.out, info)

@@ -94,9 +94,15 @@ def warm_start(trainer: Trainer, location: str) -> None:
         raise InpaintError(
             f"--init-weights {location}: its {config_name} tensors do not fit the {trainer.config_name} config"
         ) from None
+    trainer.warm_start = release_lineage(location, metadata)
+
+
+def release_lineage(location: str | Path, metadata: dict[str, str]) -> dict[str, Any]:
+    """The training figures of the release file at `location` (with `metadata`) that a file started
+    from it keeps, its own warm start nested inside."""
     earlier = json.loads(metadata.get("training_json", "{}")).get("warm_start")
     lineage = {key: metadata.get(key) for key in LINEAGE_KEYS}
-    trainer.warm_start = lineage | {"file": Path(location).name, "warm_start": earlier}
+    return lineage | {"file": Path(location).name, "warm_start": earlier}
 
 
 def rng_states() -> dict[str, Any]:
