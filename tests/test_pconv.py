@@ -82,6 +82,23 @@ def test_per_channel_mask_counts_every_channel():
     assert out.item() == pytest.approx(9 * 18 / 9)  # 9 valid entries of a 2 x 3 x 3 window
 
 
+def test_premasked_parts_equal_their_join_with_a_per_channel_mask():
+    """The decoder's skip join: each part counted by its own mask, convolved by its own slice of the
+    weights, equals the partial conv of the joined features with one mask channel per channel."""
+    conv = _conv(5, 4, padding=1)
+    torch.manual_seed(1)
+    upsampled, skip = torch.randn(2, 2, 9, 8), torch.randn(2, 3, 9, 8)
+    upsampled_valid, skip_valid = torch.ones(2, 1, 9, 8), torch.ones(2, 1, 9, 8)
+    upsampled_valid[..., 1:8, 0:6] = 0  # different holes in the two halves, one hiding a window
+    skip_valid[..., 2:9, 1:5] = 0
+    joined_valid = torch.cat([upsampled_valid.expand(-1, 2, -1, -1), skip_valid.expand(-1, 3, -1, -1)], dim=1)
+    expected, expected_valid = conv(torch.cat([upsampled, skip], dim=1), joined_valid)
+    out, valid = conv.forward_premasked([(upsampled * upsampled_valid, upsampled_valid), (skip * skip_valid, skip_valid)])
+    assert torch.equal(valid, expected_valid) and 0 < valid.mean() < 1
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+    assert (out[expected_valid.expand_as(out) == 0] == 0).all()
+
+
 # ----------------------------------------------------------------------------------- network
 
 

@@ -16,6 +16,7 @@ terms are computed on the [0, 1] image scale, the feature terms on VGG16 pool1-p
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import torch
@@ -79,9 +80,11 @@ class PConvStage(nn.Module):
         self.activation = activation
 
     def forward(
-        self, features: torch.Tensor, valid: torch.Tensor
+        self, parts: Sequence[tuple[torch.Tensor, torch.Tensor]]
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        features, valid = self.conv(features, valid)
+        """The stage on the channel-wise join of `parts`, each (features multiplied by their valid
+        mask, that one-channel mask): the updated features (not masked) and mask."""
+        features, valid = self.conv.forward_premasked(parts)
         if self.norm is not None:
             features = self.norm(features)
         if self.activation is not None:
@@ -133,27 +136,21 @@ class PConvUNet(InpaintModel):
 
     def forward(self, image: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """`image` normalised (`to_network_scale`), `valid` N x 1 x H x W (1 = known): linear output."""
-        skips = [(image, valid)]
+        skips = []
         features = image
         for stage in self.encoder:
-            features, valid = stage(features, valid)
-            skips.append((features, valid))
-        for stage, (skip, skip_valid) in zip(self.decoder, reversed(skips[:-1])):
-            features = F.interpolate(features, scale_factor=2.0, mode="nearest")
-            valid = F.interpolate(valid, scale_factor=2.0, mode="nearest")
-            # one mask channel per feature channel: the two halves have different holes. The mask
-            # takes the features' memory layout (cat makes it contiguous): a mask of the other
-            # layout slowed a channels-last forward at 512 x 512 by 13-25 %, converting in every
-            # product and convolution of the stage
-            layout = torch.channels_last if features.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
-            joined_valid = torch.cat(
-                [
-                    valid.expand(-1, features.shape[1], -1, -1),
-                    skip_valid.expand(-1, skip.shape[1], -1, -1),
-                ],
-                dim=1,
-            ).contiguous(memory_format=layout)
-            features, valid = stage(torch.cat([features, skip], dim=1), joined_valid)
+            # each product of features and mask is made once, for the next stage and the skip
+            masked = features * valid
+            skips.append((masked, valid))
+            features, valid = stage([(masked, valid)])
+        for stage, skip in zip(self.decoder, reversed(skips)):
+            # nearest upsampling commutes with the mask product, made at the lower resolution; the
+            # two halves have different holes: the stage counts each by its own mask
+            upsampled = (
+                F.interpolate(features * valid, scale_factor=2.0, mode="nearest"),
+                F.interpolate(valid, scale_factor=2.0, mode="nearest"),
+            )
+            features, valid = stage([upsampled, skip])
         return features
 
     def inpaint(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
