@@ -6,6 +6,7 @@ Nothing is ever unpickled: tensors live in safetensors files, everything else in
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as dt
 import json
@@ -14,7 +15,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -368,13 +369,30 @@ def save_training_state(state: Mapping[str, Any], directory: Path) -> None:
 
 def load_training_state(directory: Path) -> dict[str, Any]:
     """The checkpoint in `directory`, after recovering an interrupted swap (`recover_training_state`)."""
+    with _checkpoint_errors(directory):
+        skeleton = json.loads((directory / "state.json").read_text())
+        tensors = load_file(str(directory / "state.safetensors"))
+    return _join_tensors(skeleton, tensors)
+
+
+def load_training_settings(directory: Path) -> dict[str, Any]:
+    """The settings stored with the checkpoint in `directory`, without reading its tensors."""
+    with _checkpoint_errors(directory):
+        settings = json.loads((directory / "state.json").read_text())["settings"]
+        if not isinstance(settings, dict):
+            raise ValueError("its settings are not a mapping")
+    return settings
+
+
+@contextlib.contextmanager
+def _checkpoint_errors(directory: Path) -> Iterator[None]:
+    """Recover an interrupted swap in `directory` first; a missing or corrupt checkpoint read in
+    the block is one clear error."""
     if directory.parent.is_dir():
         recover_training_state(directory)
     try:
-        skeleton = json.loads((directory / "state.json").read_text())
-        tensors = load_file(str(directory / "state.safetensors"))
+        yield
     except FileNotFoundError:
         raise InpaintError(f"{directory}: no training checkpoint there (state.json + state.safetensors)") from None
-    except (SafetensorError, ValueError) as error:
+    except (SafetensorError, ValueError, KeyError) as error:
         raise InpaintError(f"{directory}: corrupt training checkpoint ({error})") from None
-    return _join_tensors(skeleton, tensors)

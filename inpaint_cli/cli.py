@@ -251,8 +251,8 @@ def convert(
 @app.command()
 @user_errors
 def train(
-    arch: Annotated[str, typer.Option("--arch", "-a", help="Architecture to train (see `inpaint models`).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder: checkpoint/, samples/, log.jsonl and the export <arch>-<config>.safetensors.")],
+    arch: Annotated[Optional[str], typer.Option("--arch", "-a", help="Architecture to train (see `inpaint models`); a --resume reads it from the run.", show_default=False)] = None,
     data: Annotated[list[Path], typer.Option("--data", help="Image folder (repeatable, recursive). Default: $INPAINT_DATA/train.")] = [],
     config: Annotated[Optional[str], typer.Option("--config", "-c", help="Config name (default: the arch's bundled one; `paper` = the paper's).")] = None,
     size: Annotated[int, typer.Option("--size", min=16, help="Square training crop (the papers use 256).")] = 128,
@@ -278,9 +278,18 @@ def train(
     """Train an architecture on your own pictures (`--resume` continues a run, e.g. to more --steps).
 
     Example: inpaint train --arch glcic --data ~/pictures --out runs/glcic
+
+    Later, to 40,000 steps: inpaint train --out runs/glcic --resume --steps 40000
     """
     from inpaint_cli.io import data_folder
 
+    if arch is None:
+        if not resume:
+            raise InpaintError("--arch is needed to start a run (see `inpaint models`); a --resume reads it from the run")
+        from inpaint_cli.checkpoint import load_training_settings
+        from inpaint_cli.train.state import CHECKPOINT_DIR
+
+        arch = str(load_training_settings(out / CHECKPOINT_DIR)["arch"])
     options.check_names(archs=[arch], device=device, precision=precision)
     data_dirs = [str(d) for d in data or [data_folder("train")]] if not resume else []
     from inpaint_cli.train import TrainSettings, start_training

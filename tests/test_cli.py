@@ -734,6 +734,27 @@ def test_train_start_up_errors_are_one_line(tmp_path: Path) -> None:
     assert_user_error(run_cli(*train, "--out", tmp_path / "other", "--phase-steps", "5", cwd=tmp_path), "phase")
 
 
+def test_a_resume_reads_the_architecture_from_its_run(tmp_path: Path) -> None:
+    data = tmp_path / "pictures"
+    data.mkdir()
+    save(data / "a.png", smooth_photo(0, 48, 48))
+    run = tmp_path / "run"
+    train = ("train", "--data", data, "--size", "32", "--device", "cpu")
+    # GLCIC's discriminators shrink a 32-pixel crop to one position: a batch of one leaves their
+    # batch norm one value per channel
+    batch_of_one = run_cli(*train, "--arch", "glcic", "--config", "tiny", "--batch", "1", "--steps", "4",
+                           "--out", tmp_path / "one", cwd=tmp_path)
+    assert_user_error(batch_of_one, "--batch 1 with --size 32 leaves a batch-norm layer one value per channel")
+    started = run_cli(*train, "--arch", "glcic", "--config", "tiny", "--batch", "2", "--steps", "1", "--out", run, cwd=tmp_path)
+    assert started.returncode == 0, started.stderr
+    resumed = run_cli("train", "--out", run, "--resume", "--steps", "2", "--device", "cpu", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "trained glcic tiny to step 2" in resumed.stderr
+    assert_user_error(run_cli(*train, "--out", tmp_path / "new", cwd=tmp_path), "--arch is needed")
+    assert_user_error(run_cli("train", "--out", tmp_path / "none", "--resume", cwd=tmp_path), "no training checkpoint")
+    assert not (tmp_path / "new").exists() and not (tmp_path / "none").exists()
+
+
 def test_release_evaluates_and_refuses_a_model_below_the_bar(tmp_path: Path) -> None:
     # random PConv weights (no post-processing of their own: on smooth pictures a random GLCIC,
     # Poisson-blended as its paper does, is nearly the membrane interpolant and can beat Telea)

@@ -239,12 +239,13 @@ class Trainer:
         image, mask = self._batch(self.step)
         self.generator.train(phase.train_generator)
         logs: dict[str, float] = {}
-        with self.autocast(), torch.set_grad_enabled(phase.train_generator):
-            output = self.recipe.generate(self.generator, image, mask)
-        if phase.train_discriminator and self.discriminator is not None:
-            logs.update(self._train_discriminator(image, mask, output))
-        if phase.train_generator:
-            logs.update(self._train_generator(image, mask, output, phase))
+        with _batch_norm_fits(self.settings):
+            with self.autocast(), torch.set_grad_enabled(phase.train_generator):
+                output = self.recipe.generate(self.generator, image, mask)
+            if phase.train_discriminator and self.discriminator is not None:
+                logs.update(self._train_discriminator(image, mask, output))
+            if phase.train_generator:
+                logs.update(self._train_generator(image, mask, output, phase))
         self.step += 1
         return logs
 
@@ -370,6 +371,19 @@ def _detached(output: Any) -> Any:
     if isinstance(output, dict):
         return {key: _detached(value) for key, value in output.items()}
     return output
+
+
+@contextmanager
+def _batch_norm_fits(settings: TrainSettings) -> Iterator[None]:
+    """torch's refusal of a batch-norm layer that sees one value per channel (a batch of one
+    whose crop the network shrinks to a single position) as one clear error."""
+    try:
+        yield
+    except ValueError as error:
+        if "more than 1 value per channel" not in str(error):
+            raise
+        raise InpaintError(f"--batch {settings.batch} with --size {settings.size} leaves a batch-norm layer one value "
+                           "per channel to normalise; raise --batch or --size") from None
 
 
 #: settings a `--resume` may change: none of them alters what the steps compute (exports and sample
