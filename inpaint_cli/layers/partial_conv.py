@@ -9,6 +9,7 @@ The mask (1 = valid) has either one channel (shared by all input channels, NVIDI
 channel per input channel (`multi_channel=True` in NVIDIA's code, used where features of different
 validity are concatenated, as in the PConv U-Net decoder); the window size is `mask channels * k * k`
 accordingly. The updated mask always has one channel: every output channel sees the same windows.
+`forward_premasked` computes the concatenated case from the parts and their one-channel masks.
 """
 
 from __future__ import annotations
