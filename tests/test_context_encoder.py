@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 from helpers import gradient_image, train_on_fixed_batch
 
 from inpaint_cli.archs.base import TrainOptions, count_parameters
@@ -88,6 +89,19 @@ def test_channelwise_fc_bottleneck_option() -> None:
     assert isinstance(fc, ChannelwiseFC) and count_parameters(fc) == 64 * 4**4
     with torch.no_grad():
         assert generator(torch.zeros(2, 3, 64, 64)).shape == (2, 3, 64, 64)
+
+
+def test_channelwise_fc_takes_bf16_maps_under_autocast_even_when_decomposed() -> None:
+    # `fill --precision bf16` (and the latency benchmark's FLOP count, which decomposes einsum
+    # below autocast): the maps arrive in bf16 from the convolutions before the layer
+    torch.manual_seed(0)
+    fc = ChannelwiseFC(4, 4)
+    maps = torch.randn(2, 4, 4, 4)
+    with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16), FlopCounterMode(display=False) as counter:
+        low = fc(maps.bfloat16())
+    assert low.dtype == torch.bfloat16 and counter.get_total_flops() == 2 * 4 * 2 * 16 * 16  # m batched n^2 x n^2 products
+    with torch.no_grad():
+        torch.testing.assert_close(low.float(), fc(maps), atol=0.05, rtol=0.05)
 
 
 def test_centre_model_returns_the_window_with_its_predicted_centre() -> None:

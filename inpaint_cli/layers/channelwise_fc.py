@@ -28,5 +28,8 @@ class ChannelwiseFC(nn.Module):
                 f"channel-wise FC expects {self.channels} x {self.size} x {self.size} maps,"
                 f" got {channels} x {height} x {width}"
             )
-        y = torch.einsum("bcp,cpq->bcq", x.flatten(2), self.weight)
+        # the weights in the maps' dtype: under CPU autocast (`fill --precision bf16`) the maps
+        # arrive in bf16, and einsum, which autocast does not list, would meet float32 weights
+        # wherever it is decomposed below autocast (torch's FlopCounterMode)
+        y = torch.einsum("bcp,cpq->bcq", x.flatten(2), self.weight.to(x.dtype))
         return y.view(batch, channels, height, width)
