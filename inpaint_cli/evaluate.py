@@ -378,6 +378,7 @@ def evaluate_methods(
     size: int = DEFAULT_SIZE,
     blend: str = "auto",
     device: str = "auto",
+    precision: str = "auto",
     save_dir: Path | None = None,
     progress: Callable[[int, int], None] | None = None,
     dilate: int = 0,
@@ -387,7 +388,7 @@ def evaluate_methods(
 ) -> tuple[EvalResult, int]:
     """`inpaint eval` (and `inpaint release`): load the methods (architectures by name with their
     bundled weights, then weights files; neither: every bundled model and the classical methods),
-    the learned ones filling with `blend`, and `evaluate` them on the images of `data_dir`.
+    the learned ones filling with `blend` in `precision` (`FillOptions`), and `evaluate` them on the images of `data_dir`.
     `progress(done, total)` follows the fills; `dilate`/`feather` grow and soften every hole, and
     `seed` also seeds the classical methods that draw (patchmatch); `backbones` and `repeat` as
     `evaluate`, the real images' features cached in `feature_metrics.feature_cache_dir()` unless
@@ -408,7 +409,7 @@ def evaluate_methods(
     backbones = backbones or Backbones()
     if backbones.feature_cache is None:
         backbones = dataclasses.replace(backbones, feature_cache=feature_metrics.feature_cache_dir())
-    options = FillOptions(strategy="auto", blend=blend, max_side=max(size, 1024))
+    options = FillOptions(strategy="auto", blend=blend, max_side=max(size, 1024), precision=precision)
     inpainters = [Inpainter(model, device, options if model.spec.learned else FillOptions(seed=seed)) for model in loaded]
     images = load_eval_images(data_dir, size, limit)
     total, done = len(inpainters) * len(images) * len(mask_specs) * repeat, 0

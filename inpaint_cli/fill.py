@@ -33,7 +33,7 @@ from inpaint_cli.blend import BLEND_FUNCTIONS, composite
 from inpaint_cli.errors import InpaintError
 from inpaint_cli.io import FillJob, LoadedImage, check_output_file, make_folder, merge_fill, read_image, write_image
 from inpaint_cli.masks import FillPlan, grow_hole
-from inpaint_cli.options import BLENDS, STRATEGIES
+from inpaint_cli.options import BLENDS, PRECISIONS, STRATEGIES
 from inpaint_cli.registry import ArchSpec, ArrayFill, get_arch
 from inpaint_cli.weights import default_model, weights_for
 
@@ -139,6 +139,7 @@ class FillOptions:
     seed: int = 0  # seeds each fill's draws: patchmatch's search; MAT's and Co-ModGAN's z and noise
     truncation: float | None = None  # MAT, Co-ModGAN: the truncation psi of w (None: the official inference's)
     window_batch: int = 16  # fixed-size models: windows per forward pass (results do not depend on it)
+    precision: str = "auto"  # the network's autocast: auto (bf16 on CUDA, float32 on the CPU), fp32, bf16, fp16
 
 
 def blended_label(label: str, blend: str) -> str:
@@ -186,14 +187,21 @@ class Inpainter:
         if options.window_batch < 1:
             raise InpaintError(f"window_batch must be 1 or more, got {options.window_batch}")
         self.model = loaded.model
+        if options.precision not in PRECISIONS:
+            raise InpaintError(f"unknown --precision {options.precision!r}; use one of {', '.join(PRECISIONS)}")
+        self.autocast = None  # float32
         if isinstance(self.model, ArrayMethod):
             self.device = None  # arrays on the CPU, no torch
         else:
             import torch
 
+            from inpaint_cli.devices import fill_autocast_dtype
+
             self.device = _torch_device(device)
             # channels-last, as in training: the CPU's convolutions run faster on it (README, "Latency")
             self.model = self.model.to(self.device, memory_format=torch.channels_last).eval()
+            has_weights = any(True for _ in self.model.parameters())
+            self.autocast = fill_autocast_dtype(self.device, options.precision) if has_weights else None
         self.blend = loaded.post_processing if options.blend == "auto" else options.blend
         self.label = blended_label(loaded.label, self.blend)
         self.options = options
@@ -232,11 +240,10 @@ class Inpainter:
         mask = torch.from_numpy(np.stack([_pad_to_multiple(one, multiple, minimum) for one in hole]))[:, None]
         image = image.to(self.device).float().div_(255)
         mask = mask.to(self.device).float()
-        use_autocast = self.device.type == "cuda" and any(True for _ in self.model.parameters())
         with (
             torch.random.fork_rng(devices=[]),  # the seed below leaves the caller's generator as it was
             torch.inference_mode(),
-            torch.autocast(self.device.type, torch.bfloat16, enabled=use_autocast),
+            torch.autocast(self.device.type, self.autocast or torch.bfloat16, enabled=self.autocast is not None),
         ):
             torch.default_generator.manual_seed(self.options.seed)
             try:

@@ -704,6 +704,7 @@ BEFORE_TORCH = [  # every argument is checked before torch loads (issue 24, roug
     (("fill", "photo.png", "--rect", "1,1,4,4", "--blend", "soft"), ("--blend 'soft'", "poisson")),
     (("fill", "photo.png", "--rect", "1,1,4,4", "--strategy", "tile"), ("--strategy 'tile'", "resize")),
     (("fill", "photo.png", "--rect", "1,1,4,4", "--device", "gpu"), ("device 'gpu'", "cuda:N")),
+    (("fill", "photo.png", "--rect", "1,1,4,4", "--precision", "half"), ("--precision 'half'", "bf16")),
     (("train", "--arch", "nope", "--data", ".", "--out", "run"), ("'nope'", "glcic")),
     (("eval", "--metric", "psnr"), ("--data", "INPAINT_DATA")),  # the README's first example, no data set up
 ]

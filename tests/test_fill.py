@@ -12,7 +12,7 @@ from inpaint_cli.blend import poisson_blend
 from inpaint_cli.checkpoint import export_release
 from inpaint_cli.errors import InpaintError
 from inpaint_cli.fill import FillOptions, Inpainter, LoadedModel, resolve_model
-from inpaint_cli.registry import get_arch
+from inpaint_cli.registry import get_arch, list_archs
 
 
 def _glcic() -> LoadedModel:
@@ -197,6 +197,57 @@ def test_bad_options_are_user_errors():
         Inpainter(_glcic(), "cpu", FillOptions(strategy="tiles"))
     with pytest.raises(InpaintError, match="blend"):
         Inpainter(_glcic(), "cpu", FillOptions(blend="alpha"))
+
+
+class PrecisionRecorder(InpaintModel):
+    """Fills with a 1 x 1 convolution of the image and records the dtype it computed in."""
+
+    def __init__(self):
+        super().__init__()
+        self.convolution = torch.nn.Conv2d(3, 3, 1)
+        self.dtypes = []
+
+    def inpaint(self, image, mask):
+        output = self.convolution(image)
+        self.dtypes.append(output.dtype)
+        return output.float().sigmoid()
+
+
+def test_precision_auto_is_float32_on_the_cpu_and_bf16_is_asked_for(smooth_image):
+    hole = _two_holes(smooth_image)
+    fills = {}
+    for precision, dtype in (("auto", torch.float32), ("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        torch.manual_seed(0)
+        recorder = PrecisionRecorder()
+        fills[precision] = Inpainter(_plain(recorder), "cpu", FillOptions(precision=precision)).fill(smooth_image, hole)[0]
+        assert recorder.dtypes == [dtype]
+    assert np.array_equal(fills["auto"], fills["fp32"])  # the bytes the releases were measured with
+    assert np.array_equal(fills["bf16"][~hole], smooth_image[~hole])
+    with pytest.raises(InpaintError, match="fp16 needs CUDA"):
+        Inpainter(_plain(PrecisionRecorder()), "cpu", FillOptions(precision="fp16"))
+    with pytest.raises(InpaintError, match="precision"):
+        Inpainter(_glcic(), "cpu", FillOptions(precision="int8"))
+
+
+@pytest.mark.parametrize("arch", list_archs(learned=True))
+def test_every_architecture_fills_in_bf16_near_its_float32_fill(arch):
+    """`--precision bf16` on the CPU: every network runs under bf16 autocast (its precise parts, such
+    as the partial convolutions' mask counts, stay float32), and its fill (tiny config, random
+    weights) stays near the float32 one."""
+    spec = get_arch(arch)
+    torch.manual_seed(0)
+    model = spec.build_generator(spec.config("tiny")).eval()
+    size = max(64, model.fixed_size or 0, model.min_size)
+    y, x = np.mgrid[0:size, 0:size]
+    image = np.stack([x * 2 % 256, y * 3 % 256, (x + y) % 256], axis=-1).astype(np.uint8)
+    hole = np.zeros((size, size), dtype=bool)
+    hole[size // 4 : size // 2, size // 3 : 2 * size // 3] = True
+    loaded = LoadedModel(model, spec, "tiny", arch, {})
+    fills = {precision: Inpainter(loaded, "cpu", FillOptions(blend="none", precision=precision)).fill(image, hole)[0]
+             for precision in ("fp32", "bf16")}
+    assert np.array_equal(fills["bf16"][~hole], image[~hole])
+    difference = np.abs(fills["bf16"].astype(int) - fills["fp32"])[hole]
+    assert difference.max() <= 32 and difference.mean() <= 3
 
 
 def _tiny_mat() -> LoadedModel:
