@@ -33,13 +33,14 @@ def pick_device(name: str) -> torch.device:
 def fill_autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
     """The mixed-precision dtype a fill runs its network in, None for float32.
 
-    `auto` is bf16 on CUDA (fp16 where it has no bf16) and float32 elsewhere: on the CPU, the fills
-    the bundled weights were measured with, the same bytes on every CPU. `bf16` on the CPU is up
+    `auto` is bf16 on CUDA (also where torch emulates it: fp16's narrow range could overflow in a
+    network trained in float32) and float32 elsewhere: on the CPU, the fills the bundled weights
+    were measured with, the same bytes on every CPU. `bf16` on the CPU is up
     to 1.9x faster where the cores have AVX-512 BF16 or AMX, its fills a few levels off float32's
     (README, "Latency"); the others as `autocast_dtype`.
     """
-    if precision == "auto" and device.type != "cuda":
-        return None
+    if precision == "auto":
+        return torch.bfloat16 if device.type == "cuda" else None
     return autocast_dtype(device, precision)
 
 
