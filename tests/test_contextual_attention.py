@@ -92,6 +92,27 @@ def test_whole_grid_fuse_equals_the_gathering_fuse_bit_for_bit() -> None:
     assert torch.equal(ca._fused_scores_whole(patches, filters, rows, cols), gathered)
 
 
+def test_the_softmax_over_background_columns_is_the_official_one() -> None:
+    """Hole columns get logit 0 and weight 0 after the softmax (official); forming only the
+    background columns gives the same weights, the hole columns' exp(0 - max) in the sum."""
+    generator = torch.Generator().manual_seed(7)
+    scores = torch.randn(5, 12, generator=generator)
+    valid = torch.tensor([1, 0, 1, 1, 0, 0, 1, 1, 1, 0, 1, 1], dtype=torch.float32)
+    official = torch.softmax(scores * (valid * 10.0), dim=1) * valid
+    background = valid.nonzero().squeeze(1)
+    torch.testing.assert_close(ca._background_softmax(scores, background, 10.0), official[:, background])
+    every = torch.arange(12)
+    torch.testing.assert_close(ca._background_softmax(scores, every, 10.0), torch.softmax(scores * 10.0, dim=1))
+
+
+def test_a_map_that_is_all_hole_pastes_nothing() -> None:
+    features = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(8))
+    rebuilt, offsets = contextual_attention(features, torch.ones(1, 1, 16, 16))
+    assert torch.equal(rebuilt, torch.zeros_like(rebuilt))
+    rows, cols = torch.meshgrid(torch.arange(8), torch.arange(8), indexing="ij")
+    assert torch.equal(offsets[0], torch.stack([-rows, -cols]))  # every position points at position 0
+
+
 def test_memory_budget_tiles_are_exact() -> None:
     """A small `max_scores` forces the default tiling (a few positions per tile)."""
     features, mask = _random_case(2, batch=1)
