@@ -190,14 +190,15 @@ def _attend(
         tile_rows = torch.arange(top, bottom, device=features.device)
         tile_cols = torch.arange(left, right, device=features.device)
         tile = (tile_rows[:, None] * cols + tile_cols[None, :]).reshape(-1)
+        # scores of the valid columns only: the others' weights are 0 (6.)
         if fuse and len(tile) == size:  # 5. fuse
-            scores = _fused_scores_whole(patches, filters, rows, cols)
+            scores = _fused_scores_whole(patches, filters, rows, cols, background)
         elif fuse:
-            scores = _fused_scores(patches, filters, tile, neighbours)
+            scores = _fused_scores(patches, filters, tile, neighbours).index_select(1, background)
         else:
-            scores = patches[tile] @ filters[order].t()
+            scores = patches[tile] @ filters[order[background]].t()
         # 6. softmax over background patches; invalid ones get logit 0, then weight 0
-        attention = _background_softmax(scores, background, softmax_scale)
+        attention = _background_softmax(scores, size - len(background), softmax_scale)
         # 8. offsets of the best match
         if len(background):
             best = order[background[attention.argmax(dim=1)]].view(bottom - top, right - left)
@@ -214,18 +215,19 @@ def _attend(
     return padded[:, 1:-1, 1:-1] / 4, offsets
 
 
-def _background_softmax(scores: torch.Tensor, background: torch.Tensor, scale: float) -> torch.Tensor:
-    """The official softmax over every column of `scores` (tile x L), with the logit of each column
-    not in `background` (a hole patch) set to 0, at the `background` columns only: the others'
-    weights, zeroed after the softmax, are never formed, and each adds exp(0 - max) to the sum.
-    With a 20 % hole about 40 % of the columns are hole patches, with a 55 % hole about 75 %."""
-    hole_columns = scores.shape[1] - len(background)
-    logits = scores.index_select(1, background).mul_(scale)
-    if hole_columns == 0:
-        return torch.softmax(logits, dim=1)
-    top = logits.amax(dim=1, keepdim=True).clamp_min(0) if len(background) else scores.new_zeros(len(scores), 1)
-    weights = (logits - top).exp_()
-    return weights / (weights.sum(dim=1, keepdim=True) + hole_columns * torch.exp(-top))
+def _background_softmax(scores: torch.Tensor, hole_columns: int, scale: float) -> torch.Tensor:
+    """The official softmax over every background column, in which the `hole_columns` columns of
+    hole patches get logit 0 and, after it, weight 0, at the valid columns only (`scores`, tile x
+    V, overwritten): the hole columns' weights are never formed, each adds exp(0 - max) to the
+    sum. With a 20 % hole about 40 % of the columns are hole patches, with a 55 % hole about 75 %."""
+    logits = scores.mul_(scale)
+    weights = torch.softmax(logits, dim=1)
+    if hole_columns == 0 or logits.shape[1] == 0:
+        return weights
+    # with m a row's largest valid logit, the valid columns' own sum of exp is exp(m) over their
+    # largest weight: the hole columns' exp(0) each scale the weights by 1 / (1 + holes exp(-m) max)
+    top = logits.amax(dim=1, keepdim=True)
+    return weights / (1 + hole_columns * torch.exp(-top) * weights.amax(dim=1, keepdim=True))
 
 
 def align_corners_nearest(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -258,18 +260,51 @@ def _fused_scores(
     return _diagonal_sum(scores, needed, tile, neighbours.col_prev, neighbours.col_next)
 
 
-def _fused_scores_whole(patches: torch.Tensor, filters: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
-    """`_fused_scores` of the tile that holds every position, by shifted slices of the whole score
-    matrix instead of gathers (a third of DeepFill v1's attention time at 512 x 512). Foreground
-    positions stay in row-major order and background ones in column-major order throughout, seen
-    as a rows x cols x cols x rows array: each pass shifts along the order it needs, axis by axis,
-    so the matrix is never permuted. Same sums in the same order, so the same bits."""
+def _fused_scores_whole(
+    patches: torch.Tensor, filters: torch.Tensor, rows: int, cols: int, columns: torch.Tensor
+) -> torch.Tensor:
+    """`_fused_scores` of the tile that holds every position, at the background `columns` (in
+    column-major order), by shifted slices of the whole score matrix instead of gathers (a third
+    of DeepFill v1's attention time at 512 x 512). Foreground positions stay in row-major order and
+    background ones in column-major order throughout, seen as a rows x cols x cols x rows array:
+    the first pass shifts along the row-major order, axis by axis, so the matrix is never
+    permuted; the second, along the column-major order, is formed at `columns` only. Same sums in
+    the same order, so the same bits."""
     size = rows * cols
     column_major = filters.view(rows, cols, -1).transpose(0, 1).reshape(size, -1)
     scores = (patches @ column_major.t()).view(rows, cols, cols, rows)  # [r1, c1, c2, r2]
-    # (slow axis, fast axis) of foreground and background: row-major, then column-major
-    scores = _ordered_shift_sum(scores, (0, 1), (3, 2))
-    return _ordered_shift_sum(scores, (1, 0), (2, 3)).view(size, size)
+    # (slow axis, fast axis) of foreground and background: row-major
+    scores = _ordered_shift_sum(scores, (0, 1), (3, 2)).view(size, size)
+    return _column_major_shift_sum(scores, rows, cols, columns)
+
+
+def _column_major_shift_sum(scores: torch.Tensor, rows: int, cols: int, columns: torch.Tensor) -> torch.Tensor:
+    """s'(t, k) = s(t - 1, k - 1) + s(t, k) + s(t + 1, k + 1) along the column-major order of both
+    sides, zero past either end, at the `columns` k only, of `scores` whose rows t are in
+    row-major order and columns in column-major order. Column-major, the step before t = (r, c)
+    is t - cols, or from the top row (rows - 1, c - 1); after it t + cols, or from the bottom row
+    (0, c + 1)."""
+    last = scores.shape[1] - 1
+    if len(columns) == 0:
+        return scores.new_zeros(len(scores), 0)
+
+    def beside(step: int) -> torch.Tensor:
+        """The columns `step` away from `columns`, zero where that falls outside."""
+        shifted = columns + step  # ascending: only its first or last can fall outside
+        found = scores.index_select(1, shifted.clamp(0, last))
+        if shifted[0] < 0:
+            found[:, 0] = 0
+        if shifted[-1] > last:
+            found[:, -1] = 0
+        return found
+
+    summed, before, after = scores.index_select(1, columns), beside(-1), beside(1)
+    wrap = (rows - 1) * cols  # the bottom row's first position
+    summed[cols:] += before[:-cols]
+    summed[1:cols] += before[wrap : wrap + cols - 1]
+    summed[:-cols] += after[cols:]
+    summed[wrap:-1] += after[1:cols]
+    return summed
 
 
 def _ordered_shift_sum(scores: torch.Tensor, foreground: tuple[int, int], background: tuple[int, int]) -> torch.Tensor:
