@@ -159,8 +159,8 @@ def _attend(
     """One batch element: features C x H x W, mask 1 x H x W, needed None or H/2 x W/2.
 
     Score columns (background patches) are kept in column-major order, along which the fuse's
-    second pass shifts; `valid` and `background` follow that order. Only the valid columns are
-    turned into weights and pasted from (`_background_softmax`).
+    second pass shifts; `background` numbers the valid ones in that order. Only they are turned
+    into weights and pasted from (`_background_softmax`).
     """
     channels, height, width = features.shape
     rows, cols = height // 2, width // 2
@@ -174,8 +174,8 @@ def _attend(
     # 3. a background patch is valid if its 3 x 3 window touches no hole
     small_mask = align_corners_nearest(mask[None], half) if align_corners else mask[None, :, ::2, ::2]
     hole_windows = F.unfold(small_mask, 3, padding=1)[0]
-    valid = (hole_windows.sum(0) == 0).to(features.dtype)[order]
-    background = valid.nonzero().squeeze(1)  # the valid columns, the only ones pasted from
+    # the valid columns (column-major numbers), the only ones turned into weights and pasted from
+    background = (hole_windows.sum(0) == 0)[order].nonzero().squeeze(1)
     # 1. raw 4 x 4 patches at stride 2 (SAME padding): what gets pasted, of the valid columns
     raw = F.unfold(features[None], 4, padding=1, stride=2)[0]  # C*16 x L, row-major positions
     background_raw = raw.index_select(1, order[background])  # C*16 x V
