@@ -266,24 +266,34 @@ def _fused_scores_whole(
     """`_fused_scores` of the tile that holds every position, at the background `columns` (in
     column-major order), by shifted slices of the whole score matrix instead of gathers (a third
     of DeepFill v1's attention time at 512 x 512). Foreground positions stay in row-major order and
-    background ones in column-major order throughout, seen as a rows x cols x cols x rows array:
-    the first pass shifts along the row-major order, axis by axis, so the matrix is never
-    permuted; the second, along the column-major order, is formed at `columns` only. Same sums in
-    the same order, so the same bits."""
+    background ones in column-major order throughout, so the matrix is never permuted: the first
+    pass (row-major) shifts whole rows and columns, the second (column-major) is formed at
+    `columns` only. Same sums in the same order, so the same bits."""
     size = rows * cols
     column_major = filters.view(rows, cols, -1).transpose(0, 1).reshape(size, -1)
-    scores = (patches @ column_major.t()).view(rows, cols, cols, rows)  # [r1, c1, c2, r2]
-    # (slow axis, fast axis) of foreground and background: row-major
-    scores = _ordered_shift_sum(scores, (0, 1), (3, 2)).view(size, size)
+    scores = _row_major_shift_sum(patches @ column_major.t(), rows, cols)
     return _column_major_shift_sum(scores, rows, cols, columns)
 
 
+def _row_major_shift_sum(scores: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
+    """s'(t, k) = s(t - 1, k - 1) + s(t, k) + s(t + 1, k + 1) along the row-major order of both
+    sides, zero past either end, of `scores` whose rows t are in row-major order and columns k in
+    column-major order. Row-major, the step before t is t - 1; before k = (r, c) it is k - rows, or
+    (r - 1, cols - 1) where c is the first column; after it k + rows, or (r + 1, 0) where c is
+    the last."""
+    wrap = (cols - 1) * rows  # the last column's first position
+    summed = scores.clone()
+    summed[1:, rows:] += scores[:-1, :-rows]
+    summed[1:, 1:rows] += scores[:-1, wrap : wrap + rows - 1]
+    summed[:-1, :-rows] += scores[1:, rows:]
+    summed[:-1, wrap:-1] += scores[1:, 1:rows]
+    return summed
+
+
 def _column_major_shift_sum(scores: torch.Tensor, rows: int, cols: int, columns: torch.Tensor) -> torch.Tensor:
-    """s'(t, k) = s(t - 1, k - 1) + s(t, k) + s(t + 1, k + 1) along the column-major order of both
-    sides, zero past either end, at the `columns` k only, of `scores` whose rows t are in
-    row-major order and columns in column-major order. Column-major, the step before t = (r, c)
-    is t - cols, or from the top row (rows - 1, c - 1); after it t + cols, or from the bottom row
-    (0, c + 1)."""
+    """`_row_major_shift_sum`'s sums along the column-major order of both sides, at the `columns`
+    k only. Column-major, the step before t = (r, c) is t - cols, or (rows - 1, c - 1) where r is
+    the top row; after it t + cols, or (0, c + 1) where r is the bottom row; before k, k - 1."""
     last = scores.shape[1] - 1
     if len(columns) == 0:
         return scores.new_zeros(len(scores), 0)
@@ -304,32 +314,6 @@ def _column_major_shift_sum(scores: torch.Tensor, rows: int, cols: int, columns:
     summed[1:cols] += before[wrap : wrap + cols - 1]
     summed[:-cols] += after[cols:]
     summed[wrap:-1] += after[1:cols]
-    return summed
-
-
-def _ordered_shift_sum(scores: torch.Tensor, foreground: tuple[int, int], background: tuple[int, int]) -> torch.Tensor:
-    """s'(t, k) = s(t - 1, k - 1) + s(t, k) + s(t + 1, k + 1), zero past either end, where t and k
-    step through positions whose (slow, fast) axes are `foreground` and `background`: the step
-    before fast index 0 is the last fast index of the previous slow one."""
-
-    def steps(axes: tuple[int, int], back: bool) -> list[tuple[dict[int, slice], dict[int, slice]]]:
-        """(target, source) slices of the axes for the step within a line and across a line's end."""
-        slow, fast = axes
-        if back:  # s(t - 1): the target reads the step before it
-            return [({fast: slice(1, None)}, {fast: slice(None, -1)}),
-                    ({slow: slice(1, None), fast: slice(0, 1)}, {slow: slice(None, -1), fast: slice(-1, None)})]
-        return [({fast: slice(None, -1)}, {fast: slice(1, None)}),
-                ({slow: slice(None, -1), fast: slice(-1, None)}, {slow: slice(1, None), fast: slice(0, 1)})]
-
-    def index(*parts: dict[int, slice]) -> tuple[slice, ...]:
-        chosen = {axis: part for mapping in parts for axis, part in mapping.items()}
-        return tuple(chosen.get(axis, slice(None)) for axis in range(scores.dim()))
-
-    summed = scores.clone()
-    for back in (True, False):  # every previous term first, as the gathering fuse adds them
-        for target_t, source_t in steps(foreground, back):
-            for target_k, source_k in steps(background, back):
-                summed[index(target_t, target_k)] += scores[index(source_t, source_k)]
     return summed
 
 
