@@ -189,9 +189,13 @@ def measure_latency(model: str, size: int, repeats: int, device: str, precision:
     network.inpaint = forward
     if blend is not None:
         BLEND_FUNCTIONS[inpainter.blend] = blend
-    with torch.inference_mode(), in_precision(), FlopCounterMode(display=False) as counter:
+
+    def run_network() -> None:
         for batch, mask, options in recorded:
             network.inpaint(batch, mask, **options)
+
+    with torch.inference_mode(), in_precision(), FlopCounterMode(display=False) as counter:
+        run_network()
     # interleaved, so that a change in the machine's load touches every measure alike
     rates, fills, forwards, blends = [], [], [], []
     for _ in range(repeats):
@@ -201,8 +205,7 @@ def measure_latency(model: str, size: int, repeats: int, device: str, precision:
         fills.append(time.perf_counter() - started)
         with torch.inference_mode(), in_precision():
             started = time.perf_counter()
-            for batch, mask, options in recorded:
-                network.inpaint(batch, mask, **options)
+            run_network()
             forwards.append(time.perf_counter() - started)
         if blend is not None:
             started = time.perf_counter()
@@ -210,10 +213,6 @@ def measure_latency(model: str, size: int, repeats: int, device: str, precision:
                 blend(*arrays)
             blends.append(time.perf_counter() - started)
     gflop, rate = counter.get_total_flops() / 1e9, max(rates)
-    def run_network() -> None:
-        for batch, mask, options in recorded:
-            network.inpaint(batch, mask, **options)
-
     arithmetic = _arithmetic_seconds(run_network, repeats, in_precision)
     return {"model": model, "label": inpainter.label, "fill": min(fills), "network": min(forwards),
             "gflop": gflop, "conv_rate": rate, "floor": gflop / rate, "blend": min(blends, default=None), "arithmetic": arithmetic,

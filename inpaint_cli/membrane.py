@@ -84,10 +84,11 @@ def _level(inside: np.ndarray, diagonal: np.ndarray, right: np.ndarray, down: np
     order, the unknowns' numbering.)"""
     height, width = inside.shape
     count = np.count_nonzero(inside)
+    unknowns = np.arange(count)
     numbers = np.full((height, width), -1, np.intp)
-    numbers[inside] = np.arange(count)
+    numbers[inside] = unknowns
     framed = np.full((height + 2, width + 2), count, np.intp)  # known cells and the frame: the zero slot
-    framed[1:-1, 1:-1][inside] = numbers[inside]
+    framed[1:-1, 1:-1][inside] = unknowns
     vertical = np.stack([framed[2:, 1:-1][inside], framed[:-2, 1:-1][inside]])
     above = np.pad(down, ((1, 0), (0, 0)))[:-1]  # each cell's coupling with the one above it
     vertical_weights = np.stack([down[inside], above[inside]]).astype(np.float32)
