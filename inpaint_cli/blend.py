@@ -36,10 +36,8 @@ def poisson_blend(original: np.ndarray, filled: np.ndarray, hole: np.ndarray) ->
         return filled.copy()
     box = _hole_crop(hole)
     inside = hole[box]
-    fill = filled[box].astype(np.float32)
-    delta = solve_membrane(inside, original[box].astype(np.float32) - fill)
-    delta += fill
-    result[box][inside] = np.clip(np.rint(delta[inside]), 0, 255).astype(np.uint8)
+    delta = solve_membrane(inside, original[box].astype(np.int16) - filled[box])
+    result[box][inside] = np.clip(np.rint(delta + filled[box][inside]), 0, 255).astype(np.uint8)
     return result
 
 
@@ -79,10 +77,9 @@ def ramp_blend(original: np.ndarray, filled: np.ndarray, hole: np.ndarray) -> np
         return result
     if hole.all():  # no known pixel to meet: the fill stands as it is
         return filled.copy()
-    membrane = harmonic_fill(original, hole)
     box, inside, distance = _hole_box(hole)
     weight = np.clip((distance[inside] - RAMP_START) / RAMP_WIDTH, 0, 1)[:, None]
-    edge = membrane[box][inside].astype(np.float32)
+    edge = np.clip(np.rint(solve_membrane(inside, original[box])), 0, 255)  # the harmonic fill's pixels
     result[box][inside] = np.rint(edge + weight * (filled[box][inside] - edge)).astype(np.uint8)
     return result
 

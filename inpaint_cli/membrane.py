@@ -13,8 +13,8 @@ the coarsest level (at most DIRECT unknowns) is solved by its dense inverse, and
 correction is scaled up by COARSE_WEIGHT. About ten steps reach the tolerance at any hole size,
 where plain conjugate gradients need hundreds.
 
-Every unknown is handled by number (the hole's pixels in row-major order), so a step costs the
-hole's size, not its bounding box's.
+Every unknown is handled by number (the hole's pixels in row-major order) and reads the known pixels
+beside it by index, so the set-up and each step cost the hole's size, not its bounding box's.
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ class Level:
     previous one: those couplings need no index. Above and below, each unknown names its neighbour
     (`count` for none: a zero slot)."""
 
-    numbers: np.ndarray  # H x W: each cell's unknown number, -1 where the cell is not one
+    cells: np.ndarray  # (count,): each unknown's cell, as a row-major index into the level's grid
+    width: int  # the level's grid width
     diagonal: np.ndarray  # (count,)
     right: np.ndarray  # (count,): the coupling with the next unknown, 0 where it is not the right neighbour
     vertical: np.ndarray  # 2 x count: the unknown below and the one above
@@ -77,23 +78,28 @@ class Level:
             matrix[np.nonzero(real)[0], side[real]] -= weight[real]
         return matrix
 
+    def numbering(self) -> np.ndarray:
+        """Each cell's unknown number, `count` where the cell is not one, with a row of `count`
+        before and after the grid (so the cells above and below any unknown can be read)."""
+        numbers = np.full(self.cells[-1] + 3 * self.width if self.count else 0, self.count, np.intp)
+        numbers[self.cells + self.width] = np.arange(self.count)
+        return numbers
 
-def _level(inside: np.ndarray, diagonal: np.ndarray, right: np.ndarray, down: np.ndarray) -> Level:
+
+def _level(inside: np.ndarray, diagonal: np.ndarray, right: np.ndarray, down: np.ndarray,
+           finest: bool = False) -> Level:
     """A level from grids: which cells are unknowns, their diagonal, and the coupling of each cell
-    with the one to its right and the one below it. (Boolean indexing takes cells in row-major
-    order, the unknowns' numbering.)"""
-    height, width = inside.shape
-    count = np.count_nonzero(inside)
-    unknowns = np.arange(count)
-    numbers = np.full((height, width), -1, np.intp)
-    numbers[inside] = unknowns
-    framed = np.full((height + 2, width + 2), count, np.intp)  # known cells and the frame: the zero slot
-    framed[1:-1, 1:-1][inside] = unknowns
-    vertical = np.stack([framed[2:, 1:-1][inside], framed[:-2, 1:-1][inside]])
-    above = np.pad(down, ((1, 0), (0, 0)))[:-1]  # each cell's coupling with the one above it
-    vertical_weights = np.stack([down[inside], above[inside]]).astype(np.float32)
-    return Level(numbers, diagonal[inside].astype(np.float32), right[inside].astype(np.float32),
-                 vertical, vertical_weights)
+    with the one to its right and the one below it. On the finest level every coupling is 1."""
+    width = inside.shape[1]
+    cells = np.flatnonzero(inside)
+    level = Level(cells, width, diagonal.ravel()[cells].astype(np.float32),
+                  right.ravel()[cells].astype(np.float32), np.empty((2, 0), np.intp), None)
+    numbers = level.numbering()
+    level.vertical = np.stack([numbers[cells + 2 * width], numbers[cells]])
+    if not finest:
+        down = np.concatenate([np.zeros(width, np.float32), down.ravel()])  # cell i + width: i's coupling with the one below
+        level.vertical_weights = np.stack([down[cells + width], down[cells]])
+    return level
 
 
 def _coarser(inside: np.ndarray, diagonal: np.ndarray, right: np.ndarray, down: np.ndarray):
@@ -123,15 +129,13 @@ def hierarchy(inside: np.ndarray) -> list[Level]:
         np.pad(inside[:, :-1] & inside[:, 1:], ((0, 0), (0, 1))).astype(np.float32),
         np.pad(inside[:-1] & inside[1:], ((0, 1), (0, 0))).astype(np.float32),
     )
-    levels = [_level(*grids)]
-    levels[0].vertical_weights = None  # a neighbour in the hole couples by 1, the zero slot stands for the rest
+    levels = [_level(*grids, finest=True)]
     while levels[-1].count > DIRECT:
         grids = _coarser(*grids)
         coarse = _level(*grids)
         finer = levels[-1]
-        height, width = finer.numbers.shape
-        blocks = coarse.numbers.repeat(2, axis=0).repeat(2, axis=1)[:height, :width]
-        finer.parent = blocks[finer.numbers >= 0]
+        rows, cols = np.divmod(finer.cells, finer.width)
+        finer.parent = coarse.numbering()[(rows // 2 + 1) * coarse.width + cols // 2]
         levels.append(coarse)
     levels[-1].inverse = np.linalg.inv(levels[-1].dense()).astype(np.float32)
     return levels
@@ -156,18 +160,23 @@ def v_cycle(levels: list[Level], residual: np.ndarray, depth: int = 0) -> np.nda
 
 
 def solve_membrane(inside: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """`values` (H x W x C float32) with the pixels of `inside` (bool H x W) replaced by the
-    membrane interpolant of the others, started from zero."""
+    """The membrane interpolant over `inside` (bool H x W) of the known pixels of `values` (H x W x C,
+    any real dtype; only the known pixels next to the hole are read), started from zero: the hole
+    pixels' values (count x C float32), in row-major order as `values[inside]` lists them."""
     levels = hierarchy(inside)
     finest = levels[0]
-    known = np.where(inside[..., None], np.float32(0), values)
-    beside = np.zeros_like(known)  # each cell's sum of its known neighbours
-    beside[1:] += known[:-1]
-    beside[:-1] += known[1:]
-    beside[:, 1:] += known[:, :-1]
-    beside[:, :-1] += known[:, 1:]
-    # channels first: each channel's unknowns are contiguous
-    rhs = np.ascontiguousarray(beside[inside].T)
+    cells, width = finest.cells, finest.width
+    flat_inside = inside.ravel()
+    flat_values = values.reshape(-1, values.shape[-1])
+    rows_below = len(flat_inside) - width
+    rhs = np.zeros((finest.count, values.shape[-1]), np.float32)  # each unknown's sum of its known neighbours
+    columns = cells % width
+    for offset, in_array in ((-width, cells >= width), (width, cells < rows_below),
+                             (-1, columns > 0), (1, columns < width - 1)):
+        beside = cells[in_array] + offset
+        known = ~flat_inside[beside]
+        rhs[np.flatnonzero(in_array)[known]] += flat_values[beside[known]]
+    rhs = np.ascontiguousarray(rhs.T)  # channels first: each channel's unknowns are contiguous
     solution = np.zeros_like(rhs)
     residual = rhs.copy()
     target = RELATIVE_TOLERANCE * np.maximum(np.linalg.norm(residual, axis=1, keepdims=True), 1e-6)
@@ -185,6 +194,4 @@ def solve_membrane(inside: np.ndarray, values: np.ndarray) -> np.ndarray:
         new_energy = np.einsum("ij,ij->i", residual, preconditioned)[:, None]
         direction = preconditioned + (new_energy / np.maximum(energy, 1e-30)) * direction
         energy = new_energy
-    result = values.copy()
-    result[inside] = solution.T
-    return result
+    return solution.T
