@@ -114,7 +114,8 @@ def composite(original: np.ndarray, filled: np.ndarray, hole: np.ndarray, feathe
     the edge while every known pixel stays bit for bit `original`'s."""
     if feather < 0:
         raise ValueError(f"feather must be 0 or more pixels, got {feather}")
-    result = np.where(hole[..., None], filled, original)
+    result = original.copy()
+    cv2.copyTo(filled, hole.view(np.uint8), result)
     if feather == 0 or not hole.any() or hole.all():
         return result
     crop = HoleCrop.of(hole)
