@@ -19,6 +19,8 @@ paper's Context Encoder, which fills only that):
 - own-shape arithmetic: the forward's convolutions, matrix products and FFTs replayed one by one,
   alone, at their own shapes; network / arithmetic is what the rest of the forward (activations,
   indexing, copies, normalisation) adds to them;
+- (fill - blend) / network: the fill without the model's post-processing, against the network
+  (what is left is windows, padding, quantising, compositing);
 - fill / network and network / floor: the ratios; absolute times on a shared machine drift,
   ratios measured in one process hold. Each repeat measures the rate, the fill, the network and
   the blend in turn; each is the best of the repeats;
@@ -306,19 +308,20 @@ def main() -> None:
         threads = f", {args.threads} thread(s)" if args.threads else ""
         print(f"{args.size} x {args.size} photo, ~20 % irregular hole, device {args.device}{threads}, precision"
               f" {args.precision}, best of {args.repeats}\n")
-        print("| model | fill (s) | network (s) | GFLOP | floor (s) | fill / network | network / floor"
-              " | own-shape arithmetic (s) | network / arithmetic | blend (s) |")
-        print("|---|---|---|---|---|---|---|---|---|---|")
+        print("| model | fill (s) | network (s) | GFLOP | floor (s) | fill / network | (fill - blend) / network"
+              " | network / floor | own-shape arithmetic (s) | network / arithmetic | blend (s) |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
         for model in args.model or default_models():
             threads = ["--threads", str(args.threads)] if args.threads else []
             row = _child(["--child", model, "--size", str(args.size), "--repeats", str(args.repeats), "--device", args.device,
                           "--precision", args.precision, *threads])
             if isinstance(row, str):
-                print(f"| {model} | failed: {row} | | | | | | | | |", flush=True)
+                print(f"| {model} | failed: {row} | | | | | | | | | |", flush=True)
                 continue
             blend = "-" if row["blend"] is None else f"{row['blend']:.3f}"
+            besides_blend = (row["fill"] - (row["blend"] or 0)) / row["network"]
             print(f"| {row['label'] if model.startswith('bundled') else model} | {row['fill']:.3f} | {row['network']:.3f}"
-                  f" | {row['gflop']:.1f} | {row['floor']:.3f} | {row['fill'] / row['network']:.2f}"
+                  f" | {row['gflop']:.1f} | {row['floor']:.3f} | {row['fill'] / row['network']:.2f} | {besides_blend:.2f}"
                   f" | {row['network'] / row['floor']:.2f} | {row['arithmetic']:.3f}"
                   f" | {row['network'] / row['arithmetic']:.2f} | {blend} |", flush=True)
             print(f"<!-- {json.dumps(row)} -->", file=sys.stderr, flush=True)
