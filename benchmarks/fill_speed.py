@@ -100,7 +100,9 @@ def _conv_gflops_per_second(repeats: int = 5) -> float:
 
 def _arithmetic_seconds(run_network, repeats: int, precision=contextlib.nullcontext) -> float:
     """The network's convolutions and matrix products, each replayed alone on random tensors of
-    its recorded shapes and layouts (best of `repeats` per operation), summed: what the network
+    its recorded shapes and layouts, summed, best of `repeats` sums (as the network's own time is
+    the best of its forwards: the sum of each operation's best would sit below any real run of
+    them all, and more so the more operations a network has): what the network
     would take if everything around them cost nothing, at the rates these cores reach on its own
     layer shapes (narrow layers run slower than the 64-channel probe). The replays run under
     `precision()`, the autocast the network ran under: an operation recorded whole (einsum) may
@@ -128,18 +130,17 @@ def _arithmetic_seconds(run_network, repeats: int, precision=contextlib.nullcont
 
     with torch.inference_mode(), precision(), Recorder():
         run_network()
-    total = 0.0
+    totals = [0.0] * repeats  # the replay of every operation, once per repeat
     with torch.inference_mode(), precision():
         for func, specs, keywords in calls:
             args = [torch.empty_strided(spec.shape, spec.stride, dtype=spec.dtype).normal_() if isinstance(spec, Layout)
                     else spec for spec in specs]
-            times = []
-            for _ in range(repeats):
+            func(*args, **keywords)  # warm, as the network is by the fill before it
+            for repeat in range(repeats):
                 started = time.perf_counter()
                 func(*args, **keywords)
-                times.append(time.perf_counter() - started)
-            total += min(times)
-    return total
+                totals[repeat] += time.perf_counter() - started
+    return min(totals)
 
 
 def measure_latency(model: str, size: int, repeats: int, device: str, precision: str = "auto") -> dict:
