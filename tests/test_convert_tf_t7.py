@@ -459,8 +459,9 @@ def test_deepfill_official_config_pads_as_tf_and_reads_bgr() -> None:
     layer, conv = tf_bgr.coarse.conv2_downsample, tf_bgr.coarse.conv2_downsample.conv
     with torch.no_grad():
         expected = F.conv2d(F.pad(x, (0, 1, 0, 1)), conv.weight, conv.bias, stride=2)
-        assert torch.equal(layer.convolve(x), expected)
-        assert not torch.allclose(ours.coarse.conv2_downsample.convolve(x), expected)
+        assert torch.equal(conv(layer.pad(x)), expected)
+        theirs = ours.coarse.conv2_downsample  # PyTorch's symmetric padding, by the convolution
+        assert not torch.allclose(theirs.conv(theirs.pad(x)), expected)
     image, mask = torch.rand(1, 3, 32, 32), torch.zeros(1, 1, 32, 32)
     mask[..., 8:20, 8:20] = 1
     with torch.no_grad():

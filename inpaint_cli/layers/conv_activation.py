@@ -33,14 +33,14 @@ class ConvActivation(nn.Module):
         """The block's output channels for a convolution of `width` filters."""
         return width
 
-    def convolve(self, x: torch.Tensor) -> torch.Tensor:
-        """The convolution, after TF 'SAME' padding where `tf_same` (`tf_same_pad`)."""
+    def pad(self, x: torch.Tensor) -> torch.Tensor:
+        """TF 'SAME' padding where `tf_same` (`tf_same_pad`); otherwise the convolution pads."""
         if self.tf_same:
-            x = tf_same_pad(x, self.conv.kernel_size[0], self.conv.stride[0], self.conv.dilation[0])
-        return self.conv(x)
+            return tf_same_pad(x, self.conv.kernel_size[0], self.conv.stride[0], self.conv.dilation[0])
+        return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.activation(self.convolve(x))
+        return self.activation(self.conv(self.pad(x)))
 
 
 def tf_same_pad(x: torch.Tensor, kernel_size: int, stride: int, dilation: int) -> torch.Tensor:
