@@ -55,7 +55,7 @@ def fill(
     weights: Annotated[Optional[str], typer.Option("--weights", "-w", help="Weights file, or hf://owner/repo/path.safetensors[@revision].")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output file (format from its extension) or folder. Default: X.filled.<ext> beside the input; DIR-filled/ for a folder.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")] = False,
-    blend: Annotated[str, typer.Option("--blend", help="auto (the post-processing the weights were released with, else the paper's own: poisson for GLCIC, none for the others), none, poisson (fast marching + Poisson blending), or ramp (the harmonic fill at the hole's edge, the network's from 6 pixels in).")] = "auto",
+    blend: Annotated[str, typer.Option("--blend", help="auto (the post-processing the weights were released with, else the paper's own: poisson for GLCIC, none for the others), none, poisson (Poisson blending), or ramp (the harmonic fill at the hole's edge, the network's from 6 pixels in).")] = "auto",
     strategy: Annotated[str, typer.Option("--strategy", help="full: whole image; crop: a window with context around each hole region; resize: at most --max-side, hole upsampled; auto: full up to --max-side, else crop (fixed-input models such as context-encoder always crop 128x128 windows, scaling holes larger than the model's output).")] = "auto",
     max_side: Annotated[int, typer.Option("--max-side", min=1, help="Longer side a model fills in one piece (auto/resize).")] = 1024,
     dilate: Annotated[int, typer.Option("--dilate", min=0, metavar="N", help=DILATE_HELP)] = 0,
