@@ -234,6 +234,6 @@ SPECS = (
         default_config="half-l1",  # the bundled weights' config (weights/README.md)
         recipe=GLCICRecipe,
         training_masks={"glcic-box": glcic_box},
-        post_processing="poisson",  # fast marching, then Poisson blending (docs/architectures.md §2 I/O conventions)
+        post_processing="poisson",  # the paper's Poisson blending (docs/architectures.md §2 I/O conventions)
     ),
 )
