@@ -104,7 +104,10 @@ def fill(
         elif not plan.batch:
             stderr.print(f"wrote {written.job.target} ({written.method}, {written.hole_pixels} hole pixels)", markup=False)
 
-    with progress_bar(stderr, "filling", show=plan.batch and not as_json) as progress:
+    # a folder: a bar of the images; one image (a 12-megapixel big-lama fill takes a minute): a spinner
+    display = (progress_bar(stderr, "filling", show=not as_json) if plan.batch
+               else spinner(stderr, f"filling {plan.jobs[0].image.name}", show=not as_json))
+    with display as progress:
         failures = fill_planned(plan, inpainter, batch=batch, warn=warn, done=report, progress=progress,
                                 failed=lambda line: stderr.print(f"error: {line}", markup=False))
     if plan.batch:

@@ -82,13 +82,15 @@ def progress_bar(console: Console, label: str, show: bool = True, unit: str = "i
 
 
 @contextlib.contextmanager
-def spinner(console: Console, label: str, show: bool = True) -> Iterator[None]:
-    """A transient spinner (where `show`): a set-up that fails leaves only its error line."""
-    from rich.progress import SpinnerColumn, TextColumn
+def spinner(console: Console, label: str, show: bool = True) -> Iterator[Callable[[int, int], None]]:
+    """A transient spinner and the time elapsed (where `show`, on a terminal), for work without a
+    count: a set-up, or one image's fill; one that fails leaves only its error line. Yields a
+    `progress(done, total)` that ignores its counts, so it stands where a `progress_bar` would."""
+    from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    with _display(console, SpinnerColumn(), TextColumn(f"[bold]{label}"), show=show) as shown:
+    with _display(console, SpinnerColumn(), TextColumn("[bold]{task.description}"), TimeElapsedColumn(), show=show) as shown:
         shown.add_task(label, total=None)
-        yield
+        yield lambda done, total: None
 
 
 def log_text(logs: dict[str, float]) -> str:

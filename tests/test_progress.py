@@ -1,11 +1,12 @@
-"""The folder and evaluation progress bar: count, rate and time left on a terminal's stderr only."""
+"""The folder and evaluation progress bar (count, rate and time left) and the spinner of one image's
+fill (the time elapsed), on a terminal's stderr only."""
 
 import io
 
 import pytest
 from rich.console import Console
 
-from inpaint_cli.terminal import progress_bar
+from inpaint_cli.terminal import progress_bar, spinner
 
 
 def _drive(terminal: bool, show: bool = True) -> str:
@@ -25,3 +26,22 @@ def test_a_terminal_sees_count_rate_and_time_left() -> None:
 @pytest.mark.parametrize(("terminal", "show"), [(False, True), (True, False)])
 def test_no_bar_in_a_pipe_or_under_json(terminal: bool, show: bool) -> None:
     assert _drive(terminal=terminal, show=show) == ""
+
+
+def _spin(terminal: bool, show: bool = True) -> str:
+    written = io.StringIO()
+    console = Console(file=written, force_terminal=terminal, width=100, color_system=None)
+    with spinner(console, "filling photo.jpg", show=show) as progress:
+        progress(0, 1)  # counts are ignored: it stands where a bar would
+        console.print("wrote photo.filled.jpg")  # a line printed meanwhile stays
+    return written.getvalue()
+
+
+def test_one_image_shows_a_spinner_with_the_time_elapsed_on_a_terminal() -> None:
+    shown = _spin(terminal=True)
+    assert "filling photo.jpg" in shown and "0:00:00" in shown and "wrote photo.filled.jpg" in shown
+
+
+@pytest.mark.parametrize(("terminal", "show"), [(False, True), (True, False)])
+def test_no_spinner_in_a_pipe_or_under_json(terminal: bool, show: bool) -> None:
+    assert _spin(terminal=terminal, show=show) == "wrote photo.filled.jpg\n"
