@@ -86,10 +86,11 @@ def spinner(console: Console, label: str, show: bool = True) -> Iterator[Callabl
     """A transient spinner and the time elapsed (where `show`, on a terminal), for work without a
     count: a set-up, or one image's fill; one that fails leaves only its error line. Yields a
     `progress(done, total)` that ignores its counts, so it stands where a `progress_bar` would."""
+    from rich.markup import escape
     from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
 
     with _display(console, SpinnerColumn(), TextColumn("[bold]{task.description}"), TimeElapsedColumn(), show=show) as shown:
-        shown.add_task(label, total=None)
+        shown.add_task(escape(label), total=None)  # a file name such as "photo[1].jpg" is no markup
         yield lambda done, total: None
 
 

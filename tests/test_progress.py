@@ -31,7 +31,7 @@ def test_no_bar_in_a_pipe_or_under_json(terminal: bool, show: bool) -> None:
 def _spin(terminal: bool, show: bool = True) -> str:
     written = io.StringIO()
     console = Console(file=written, force_terminal=terminal, width=100, color_system=None)
-    with spinner(console, "filling photo.jpg", show=show) as progress:
+    with spinner(console, "filling photo[1].jpg", show=show) as progress:
         progress(0, 1)  # counts are ignored: it stands where a bar would
         console.print("wrote photo.filled.jpg")  # a line printed meanwhile stays
     return written.getvalue()
@@ -39,7 +39,7 @@ def _spin(terminal: bool, show: bool = True) -> str:
 
 def test_one_image_shows_a_spinner_with_the_time_elapsed_on_a_terminal() -> None:
     shown = _spin(terminal=True)
-    assert "filling photo.jpg" in shown and "0:00:00" in shown and "wrote photo.filled.jpg" in shown
+    assert "filling photo[1].jpg" in shown and "0:00:00" in shown and "wrote photo.filled.jpg" in shown
 
 
 @pytest.mark.parametrize(("terminal", "show"), [(False, True), (True, False)])

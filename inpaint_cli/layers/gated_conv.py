@@ -5,6 +5,7 @@ docs/architectures.md §4).
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from inpaint_cli.layers.conv_activation import ConvActivation
 
@@ -25,8 +26,7 @@ class GatedConv2d(ConvActivation):
         # the two halves as two convolutions of the weights' halves: each comes out dense, where
         # halves of one channels-last output are strided, and elementwise passes over strided
         # full-resolution maps ran at less than half speed (DeepFill v2's forward 7-10 % faster)
-        x = self.pad(x)
-        conv, half = self.conv, self.out_channels
-        features = conv._conv_forward(x, conv.weight[:half], conv.bias[:half])
-        gates = conv._conv_forward(x, conv.weight[half:], conv.bias[half:])
+        x, conv = self.pad(x), self.conv
+        features, gates = (F.conv2d(x, conv.weight[part], conv.bias[part], conv.stride, conv.padding, conv.dilation)
+                           for part in (slice(None, self.out_channels), slice(self.out_channels, None)))
         return self.activation(features) * gates.sigmoid_()  # in place: the convolution's backward needs not its output
