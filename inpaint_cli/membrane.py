@@ -78,28 +78,33 @@ class Level:
             matrix[np.nonzero(real)[0], side[real]] -= weight[real]
         return matrix
 
-    def numbering(self) -> np.ndarray:
-        """Each cell's unknown number, `count` where the cell is not one, with a row of `count`
-        before and after the grid (so the cells above and below any unknown can be read)."""
-        numbers = np.full(self.cells[-1] + 3 * self.width if self.count else 0, self.count, np.intp)
-        numbers[self.cells + self.width] = np.arange(self.count)
-        return numbers
+
+def _numbering(cells: np.ndarray, width: int) -> np.ndarray:
+    """Each cell's unknown number (its place in `cells`), len(cells) where the cell is not one,
+    with a row of len(cells) before and after the grid (so the cells above and below any unknown
+    can be read)."""
+    count = len(cells)
+    numbers = np.full(cells[-1] + 3 * width if count else 0, count, np.intp)
+    numbers[cells + width] = np.arange(count)
+    return numbers
 
 
 def _level(inside: np.ndarray, diagonal: np.ndarray, right: np.ndarray, down: np.ndarray,
-           finest: bool = False) -> Level:
-    """A level from grids: which cells are unknowns, their diagonal, and the coupling of each cell
-    with the one to its right and the one below it. On the finest level every coupling is 1."""
+           finest: bool = False) -> tuple[Level, np.ndarray]:
+    """A level from grids (which cells are unknowns, their diagonal, and the coupling of each cell
+    with the one to its right and the one below it; on the finest level every coupling is 1), and
+    its cells' numbering (`_numbering`)."""
     width = inside.shape[1]
     cells = np.flatnonzero(inside)
-    level = Level(cells, width, diagonal.ravel()[cells].astype(np.float32),
-                  right.ravel()[cells].astype(np.float32), np.empty((2, 0), np.intp), None)
-    numbers = level.numbering()
-    level.vertical = np.stack([numbers[cells + 2 * width], numbers[cells]])
+    numbers = _numbering(cells, width)
+    vertical = np.stack([numbers[cells + 2 * width], numbers[cells]])
+    vertical_weights = None
     if not finest:
         down = np.concatenate([np.zeros(width, np.float32), down.ravel()])  # cell i + width: i's coupling with the one below
-        level.vertical_weights = np.stack([down[cells + width], down[cells]])
-    return level
+        vertical_weights = np.stack([down[cells + width], down[cells]])
+    level = Level(cells, width, diagonal.ravel()[cells].astype(np.float32), right.ravel()[cells].astype(np.float32),
+                  vertical, vertical_weights)
+    return level, numbers
 
 
 def _coarser(inside: np.ndarray, diagonal: np.ndarray, right: np.ndarray, down: np.ndarray):
@@ -129,13 +134,13 @@ def hierarchy(inside: np.ndarray) -> list[Level]:
         np.pad(inside[:, :-1] & inside[:, 1:], ((0, 0), (0, 1))).astype(np.float32),
         np.pad(inside[:-1] & inside[1:], ((0, 1), (0, 0))).astype(np.float32),
     )
-    levels = [_level(*grids, finest=True)]
+    levels = [_level(*grids, finest=True)[0]]
     while levels[-1].count > DIRECT:
         grids = _coarser(*grids)
-        coarse = _level(*grids)
+        coarse, numbers = _level(*grids)
         finer = levels[-1]
         rows, cols = np.divmod(finer.cells, finer.width)
-        finer.parent = coarse.numbering()[(rows // 2 + 1) * coarse.width + cols // 2]
+        finer.parent = numbers[(rows // 2 + 1) * coarse.width + cols // 2]
         levels.append(coarse)
     levels[-1].inverse = np.linalg.inv(levels[-1].dense()).astype(np.float32)
     return levels
